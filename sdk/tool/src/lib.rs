@@ -1,0 +1,8 @@
+//! The Prunus offline tool as a library: ONNX import, graph passes (BatchNorm folding,
+//! activation fusion, pattern recognition), the built-in model zoo and statistics. The
+//! `prunus` binary is a thin command-line layer over it.
+
+pub mod ir;
+pub mod stats;
+
+pub use ir::IrModel;
