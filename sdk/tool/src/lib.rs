@@ -3,6 +3,9 @@
 //! `prunus` binary is a thin command-line layer over it.
 
 pub mod ir;
+pub mod onnx;
+pub mod passes;
 pub mod stats;
+pub mod zoo;
 
 pub use ir::IrModel;

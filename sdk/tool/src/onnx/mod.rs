@@ -1,0 +1,1 @@
+//! ONNX import: parses an ONNX model and lowers it to an [`crate::IrModel`].

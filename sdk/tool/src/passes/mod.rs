@@ -1,0 +1,1 @@
+//! Graph passes on [`crate::IrModel`]: BatchNorm folding, activation fusion, clean-up.

@@ -1,0 +1,1 @@
+//! The built-in model zoo: the lightweight CNN families with deterministic random weights.
