@@ -161,20 +161,28 @@ pub fn parse_sections(bytes: &[u8]) -> Result<Sections, FormatError> {
             crc: u32_at(entry, 24),
         };
         let end = section.offset.checked_add(section.length);
-        if section.offset < table_end || end.is_none_or(|e| e > len) {
-            return Err(FormatError::SectionOutOfRange {
-                section: kind.name(),
-                offset: section.offset,
-                length: section.length,
-                len,
-            });
+        match end {
+            Some(end) if section.offset >= table_end => {
+                need(bytes, kind.name(), section.offset, end)?
+            }
+            _ => {
+                return Err(FormatError::SectionOutOfRange {
+                    section: kind.name(),
+                    offset: section.offset,
+                    length: section.length,
+                    len,
+                });
+            }
         }
         let slot = match kind {
             SectionKind::Graph => &mut graph,
             SectionKind::Weights => &mut weights,
         };
         if slot.replace(section).is_some() {
-            return Err(FormatError::SectionTable(format!("{} appears twice", kind.name())));
+            return Err(FormatError::SectionTable(format!(
+                "{} appears twice",
+                kind.name()
+            )));
         }
     }
     let graph = graph.ok_or_else(|| FormatError::SectionTable("no graph section".into()))?;
@@ -197,7 +205,12 @@ pub fn parse_sections(bytes: &[u8]) -> Result<Sections, FormatError> {
 /// Checks the weights section's checksum (a full pass over the weight bytes).
 pub fn verify_weights(bytes: &[u8], sections: &Sections) -> Result<(), FormatError> {
     let w = sections.weights;
-    check_crc(SectionKind::Weights.name(), &bytes[w.range()], w.offset, w.crc)
+    check_crc(
+        SectionKind::Weights.name(),
+        &bytes[w.range()],
+        w.offset,
+        w.crc,
+    )
 }
 
 /// Assembles a file from an encoded graph section and a weights section (whose tensor

@@ -26,7 +26,9 @@ pub enum FormatError {
         expected: [u8; 8],
     },
     /// The format version is not one this build reads.
-    #[error("unsupported format version {found} at offset 8 (this build reads version {supported})")]
+    #[error(
+        "unsupported format version {found} at offset 8 (this build reads version {supported})"
+    )]
     UnsupportedVersion {
         /// Version in the file.
         found: u32,
@@ -34,7 +36,9 @@ pub enum FormatError {
         supported: u32,
     },
     /// A checksum does not match the bytes it covers.
-    #[error("checksum mismatch in {section} (bytes {start}..{end}): stored {stored:#010x}, computed {computed:#010x}")]
+    #[error(
+        "checksum mismatch in {section} (bytes {start}..{end}): stored {stored:#010x}, computed {computed:#010x}"
+    )]
     Checksum {
         /// Header, section table, or the section's name.
         section: &'static str,
@@ -48,7 +52,9 @@ pub enum FormatError {
         computed: u32,
     },
     /// A section table entry points outside the file or overlaps the header.
-    #[error("section {section} at offset {offset} with length {length} is out of range (file has {len} bytes)")]
+    #[error(
+        "section {section} at offset {offset} with length {length} is out of range (file has {len} bytes)"
+    )]
     SectionOutOfRange {
         /// Section name.
         section: &'static str,
@@ -71,7 +77,9 @@ pub enum FormatError {
         reason: String,
     },
     /// A weight tensor lies outside the weights section.
-    #[error("weight '{name}' at offset {offset} with {nbytes} bytes is out of range of the weights section {start}..{end}")]
+    #[error(
+        "weight '{name}' at offset {offset} with {nbytes} bytes is out of range of the weights section {start}..{end}"
+    )]
     WeightOutOfRange {
         /// Weight name.
         name: String,
@@ -103,7 +111,9 @@ pub enum FormatError {
         reason: String,
     },
     /// A weight uses an encoding this build cannot execute.
-    #[error("weight '{name}' at offset {offset} uses encoding {encoding}, which this build does not support")]
+    #[error(
+        "weight '{name}' at offset {offset} uses encoding {encoding}, which this build does not support"
+    )]
     UnsupportedEncoding {
         /// Weight name.
         name: String,
@@ -134,7 +144,9 @@ pub enum FormatError {
     #[error("invalid graph: {0}")]
     InvalidGraph(String),
     /// A caller's byte buffer does not have the alignment weights need.
-    #[error("model buffer at address {address:#x} is not {required}-byte aligned; weights are read in place")]
+    #[error(
+        "model buffer at address {address:#x} is not {required}-byte aligned; weights are read in place"
+    )]
     UnalignedBuffer {
         /// Buffer address.
         address: usize,

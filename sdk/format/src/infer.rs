@@ -24,7 +24,14 @@ fn dims4(shape: &[u32], what: &str) -> ShapeResult<[u64; 4]> {
 }
 
 /// Output size of a sliding window along one axis (floor mode).
-pub fn window_out(size: u64, pad0: u64, pad1: u64, k: u64, stride: u64, dilation: u64) -> Option<u64> {
+pub fn window_out(
+    size: u64,
+    pad0: u64,
+    pad1: u64,
+    k: u64,
+    stride: u64,
+    dilation: u64,
+) -> Option<u64> {
     let span = dilation * (k - 1) + 1;
     let padded = size + pad0 + pad1;
     (padded >= span && stride > 0).then(|| (padded - span) / stride + 1)
@@ -36,7 +43,12 @@ fn check_window(kernel: [u32; 2], stride: [u32; 2], dilation: [u32; 2]) -> Shape
             "kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be positive"
         ));
     }
-    if kernel.iter().chain(&stride).chain(&dilation).any(|&v| v as u64 > MAX_DIM) {
+    if kernel
+        .iter()
+        .chain(&stride)
+        .chain(&dilation)
+        .any(|&v| v as u64 > MAX_DIM)
+    {
         return Err("kernel, stride or dilation is oversized".into());
     }
     Ok(())
@@ -57,12 +69,17 @@ fn conv_shape(graph: &Graph, c: &Conv, x: &[u32]) -> ShapeResult<Vec<u32>> {
         ));
     }
     if [kh, kw] != [c.kernel[0] as u64, c.kernel[1] as u64] {
-        return Err(format!("weight {weight:?} does not match kernel {:?}", c.kernel));
+        return Err(format!(
+            "weight {weight:?} does not match kernel {:?}",
+            c.kernel
+        ));
     }
     if let Some(b) = c.bias {
         let bs = weight_shape(graph, b)?;
         if bs != [o as u32] {
-            return Err(format!("bias shape {bs:?} does not match {o} output channels"));
+            return Err(format!(
+                "bias shape {bs:?} does not match {o} output channels"
+            ));
         }
     }
     let [pt, pl, pb, pr] = c.pads.map(u64::from);
@@ -70,7 +87,10 @@ fn conv_shape(graph: &Graph, c: &Conv, x: &[u32]) -> ShapeResult<Vec<u32>> {
     let wo = window_out(w, pl, pr, kw, c.stride[1] as u64, c.dilation[1] as u64);
     match (ho, wo) {
         (Some(ho), Some(wo)) => to_shape(&[1, o, ho, wo]),
-        _ => Err(format!("kernel {:?} larger than padded input {h}x{w}", c.kernel)),
+        _ => Err(format!(
+            "kernel {:?} larger than padded input {h}x{w}",
+            c.kernel
+        )),
     }
 }
 
@@ -82,10 +102,16 @@ fn pool_shape(p: &Pool, x: &[u32], out: &[u32]) -> ShapeResult<Vec<u32>> {
     let floor_h = window_out(h, pt, pb, k[0], s[0], 1);
     let floor_w = window_out(w, pl, pr, k[1], s[1], 1);
     let (Some(fh), Some(fw)) = (floor_h, floor_w) else {
-        return Err(format!("pool window {:?} larger than padded input", p.kernel));
+        return Err(format!(
+            "pool window {:?} larger than padded input",
+            p.kernel
+        ));
     };
     // ceil_mode may add one more window per axis, which must still start inside the input
-    // or its left/top padding.
+    // or its left/top padding. No stored shape (a graph being built) means floor mode.
+    if out.is_empty() {
+        return to_shape(&[1, c, fh, fw]);
+    }
     let [_, _, oh, ow] = dims4(out, "pool output")?;
     let ok = |o: u64, f: u64, size: u64, p0: u64, s: u64| {
         o == f || (o == f + 1 && (o - 1) * s < size + p0)
@@ -189,7 +215,10 @@ pub fn infer_node(graph: &Graph, node: &Node) -> ShapeResult<Vec<u32>> {
             }
         }
         Op::ScaleShift { scale, shift, .. } => {
-            let c = x.get(1).copied().ok_or("scale-shift input has no channel axis")?;
+            let c = x
+                .get(1)
+                .copied()
+                .ok_or("scale-shift input has no channel axis")?;
             for w in [scale, shift] {
                 let s = weight_shape(graph, *w)?;
                 if s != [c] {

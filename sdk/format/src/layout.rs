@@ -27,7 +27,14 @@ pub fn layouts_by_use(graph: &Graph) -> Vec<Option<Layout>> {
         match &node.op {
             Op::Conv(c) => {
                 let panel = c.kernel == [1, 1] && c.groups == 1;
-                want(c.weight, if panel { Layout::Panel8 } else { Layout::RowMajor });
+                want(
+                    c.weight,
+                    if panel {
+                        Layout::Panel8
+                    } else {
+                        Layout::RowMajor
+                    },
+                );
                 if let Some(b) = c.bias {
                     want(b, Layout::RowMajor);
                 }

@@ -8,14 +8,18 @@
 #![doc = include_str!("../SPEC.md")]
 
 #[cfg(target_endian = "big")]
-compile_error!("the Prunus format is little-endian and is read in place: big-endian hosts are not supported");
+compile_error!(
+    "the Prunus format is little-endian and is read in place: big-endian hosts are not supported"
+);
 
+pub mod builder;
 pub mod container;
 pub mod error;
 pub mod graph;
 pub mod infer;
 pub mod layout;
 pub mod read;
+pub mod sample;
 pub mod write;
 
 pub use container::{MAGIC, Sections, VERSION, verify_weights};

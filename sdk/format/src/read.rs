@@ -27,13 +27,12 @@ impl ParsedFile {
 /// Parses and validates a whole file (metadata only: weights are not read or hashed).
 pub fn parse(bytes: &[u8]) -> Result<ParsedFile, FormatError> {
     let sections = container::parse_sections(bytes)?;
-    let graph: Graph =
-        postcard::from_bytes(&bytes[sections.graph.range()]).map_err(|e| {
-            FormatError::GraphDecode {
-                offset: sections.graph.offset,
-                reason: e.to_string(),
-            }
-        })?;
+    let graph: Graph = postcard::from_bytes(&bytes[sections.graph.range()]).map_err(|e| {
+        FormatError::GraphDecode {
+            offset: sections.graph.offset,
+            reason: e.to_string(),
+        }
+    })?;
     validate_graph(&graph)?;
     validate_weights(&graph, &sections)?;
     Ok(ParsedFile { graph, sections })
@@ -91,9 +90,12 @@ fn validate_weights(graph: &Graph, sections: &Sections) -> Result<(), FormatErro
                 w.layout
             )));
         }
-        let expected = stored_len(&w.shape, w.layout)
-            .ok_or_else(|| size_error(format!("layout {:?} does not fit shape {:?}", w.layout, w.shape)))?
-            as u64
+        let expected = stored_len(&w.shape, w.layout).ok_or_else(|| {
+            size_error(format!(
+                "layout {:?} does not fit shape {:?}",
+                w.layout, w.shape
+            ))
+        })? as u64
             * elem;
         if expected != w.nbytes {
             return Err(size_error(format!(
@@ -117,13 +119,18 @@ pub fn validate_graph(graph: &Graph) -> Result<(), FormatError> {
             reason,
         })?;
         if t.shape.contains(&0) {
-            return Err(invalid(format!("tensor '{}' has an empty dimension", t.name)));
+            return Err(invalid(format!(
+                "tensor '{}' has an empty dimension",
+                t.name
+            )));
         }
     }
     let mut defined = vec![false; n];
     let define = |defined: &mut Vec<bool>, id: u32, by: &str| -> Result<(), FormatError> {
         match defined.get_mut(id as usize) {
-            None => Err(invalid(format!("{by} refers to tensor index {id} (graph has {n})"))),
+            None => Err(invalid(format!(
+                "{by} refers to tensor index {id} (graph has {n})"
+            ))),
             Some(true) => Err(invalid(format!(
                 "tensor '{}' is defined twice (again by {by})",
                 graph.tensors[id as usize].name
@@ -135,7 +142,9 @@ pub fn validate_graph(graph: &Graph) -> Result<(), FormatError> {
         }
     };
     if graph.inputs.is_empty() || graph.outputs.is_empty() {
-        return Err(invalid("graph needs at least one input and one output".into()));
+        return Err(invalid(
+            "graph needs at least one input and one output".into(),
+        ));
     }
     for &id in &graph.inputs {
         define(&mut defined, id, "graph input")?;

@@ -17,7 +17,11 @@ pub struct WriteOptions {
 /// Writes `graph` with the weight values `weights` (one row-major vector per entry of
 /// `graph.weights`, in its logical shape). The `layout`, `encoding`, `offset` and `nbytes`
 /// fields of `graph.weights` are ignored and filled in by the writer.
-pub fn write(graph: &Graph, weights: &[Vec<f32>], options: WriteOptions) -> Result<Vec<u8>, FormatError> {
+pub fn write(
+    graph: &Graph,
+    weights: &[Vec<f32>],
+    options: WriteOptions,
+) -> Result<Vec<u8>, FormatError> {
     if weights.len() != graph.weights.len() {
         return Err(FormatError::InvalidGraph(format!(
             "{} weight entries but {} weight values",
@@ -38,27 +42,37 @@ pub fn write(graph: &Graph, weights: &[Vec<f32>], options: WriteOptions) -> Resu
             });
         }
         let layout = layout.ok_or_else(|| {
-            FormatError::InvalidGraph(format!("weight '{}' is used by ops that need different layouts", info.name))
+            FormatError::InvalidGraph(format!(
+                "weight '{}' is used by ops that need different layouts",
+                info.name
+            ))
         })?;
         let packed = match layout {
             Layout::RowMajor => data.clone(),
             Layout::Panel8 => {
-                let (rows, cols) = matrix_dims(&info.shape).ok_or_else(|| FormatError::WeightSize {
-                    name: info.name.clone(),
-                    offset: 0,
-                    reason: format!("shape {:?} is not a matrix", info.shape),
-                })?;
+                let (rows, cols) =
+                    matrix_dims(&info.shape).ok_or_else(|| FormatError::WeightSize {
+                        name: info.name.clone(),
+                        offset: 0,
+                        reason: format!("shape {:?} is not a matrix", info.shape),
+                    })?;
                 pack_panel8(data, rows, cols)
             }
         };
         let start = section.len().div_ceil(WEIGHT_ALIGN as usize) * WEIGHT_ALIGN as usize;
         section.resize(start, 0);
-        let encoding = if options.f16 { Encoding::F16 } else { Encoding::F32 };
+        let encoding = if options.f16 {
+            Encoding::F16
+        } else {
+            Encoding::F32
+        };
         match encoding {
             Encoding::F16 => packed
                 .iter()
                 .for_each(|&v| section.extend_from_slice(&half::f16::from_f32(v).to_le_bytes())),
-            _ => packed.iter().for_each(|&v| section.extend_from_slice(&v.to_le_bytes())),
+            _ => packed
+                .iter()
+                .for_each(|&v| section.extend_from_slice(&v.to_le_bytes())),
         }
         info.layout = layout;
         info.encoding = encoding;

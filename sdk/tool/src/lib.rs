@@ -2,6 +2,7 @@
 //! activation fusion, pattern recognition), the built-in model zoo and statistics. The
 //! `prunus` binary is a thin command-line layer over it.
 
+pub mod atomic;
 pub mod ir;
 pub mod onnx;
 pub mod passes;

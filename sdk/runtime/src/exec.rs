@@ -1,0 +1,439 @@
+//! Lowering graph nodes to executable steps (geometry and kernels resolved once at session
+//! creation) and running them over the arena.
+
+use std::ops::Range;
+
+use prunus_format::{Activation, BinaryKind, Graph, Node, Op, WeightId};
+
+use crate::kernels::{
+    self, Broadcast, ConvFn, ConvGeom, Epilogue, GemmFn, KernelTable, PoolFn, PoolGeom,
+};
+use crate::plan::{Plan, plane};
+
+/// Where a step's weight lives: in the model file, or widened into the session.
+#[derive(Clone, Copy, Debug)]
+pub enum WeightRef {
+    /// `f32` weight read in place from the model.
+    Mapped(WeightId),
+    /// Index into the session's widened weights (f16 files).
+    Owned(usize),
+}
+
+/// One executable step: a node with its arena ranges, geometry and kernel.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Any convolution.
+    Conv {
+        /// Kernel chosen for this shape.
+        f: ConvFn,
+        /// Geometry.
+        geom: ConvGeom,
+        /// Weight.
+        weight: WeightRef,
+        /// Bias.
+        bias: Option<WeightRef>,
+        /// Fused activation.
+        act: Activation,
+        /// Input range.
+        x: Range<usize>,
+        /// Output range.
+        y: Range<usize>,
+    },
+    /// Fully connected.
+    Gemm {
+        /// Kernel.
+        f: GemmFn,
+        /// Weight.
+        weight: WeightRef,
+        /// Bias.
+        bias: Option<WeightRef>,
+        /// Fused activation.
+        act: Activation,
+        /// Input range.
+        x: Range<usize>,
+        /// Output range.
+        y: Range<usize>,
+    },
+    /// Element-wise binary op.
+    Binary {
+        /// Operation.
+        kind: BinaryKind,
+        /// Fused activation.
+        act: Activation,
+        /// First operand.
+        a: Range<usize>,
+        /// Second operand.
+        b: Range<usize>,
+        /// How `b` broadcasts.
+        bc: Broadcast,
+        /// Output range.
+        y: Range<usize>,
+    },
+    /// Per-channel affine.
+    ScaleShift {
+        /// Plane size.
+        hw: usize,
+        /// Scales.
+        scale: WeightRef,
+        /// Shifts.
+        shift: WeightRef,
+        /// Fused activation.
+        act: Activation,
+        /// Input range.
+        x: Range<usize>,
+        /// Output range.
+        y: Range<usize>,
+    },
+    /// Standalone activation.
+    Activation {
+        /// Activation.
+        act: Activation,
+        /// Input range.
+        x: Range<usize>,
+        /// Output range.
+        y: Range<usize>,
+    },
+    /// Copy of a concat part that could not be written in place.
+    Copy {
+        /// Source range.
+        x: Range<usize>,
+        /// Destination range.
+        y: Range<usize>,
+    },
+    /// Channel shuffle.
+    Shuffle {
+        /// Groups.
+        groups: usize,
+        /// Plane size.
+        hw: usize,
+        /// Input range.
+        x: Range<usize>,
+        /// Output range.
+        y: Range<usize>,
+    },
+    /// Max or average pooling.
+    Pool {
+        /// Kernel.
+        f: PoolFn,
+        /// Geometry.
+        geom: PoolGeom,
+        /// Input range.
+        x: Range<usize>,
+        /// Output range.
+        y: Range<usize>,
+    },
+    /// Global average pooling.
+    GlobalAvgPool {
+        /// Plane size.
+        hw: usize,
+        /// Input range.
+        x: Range<usize>,
+        /// Output range.
+        y: Range<usize>,
+    },
+    /// Softmax over rows of `cols`.
+    Softmax {
+        /// Row length.
+        cols: usize,
+        /// Input range.
+        x: Range<usize>,
+        /// Output range.
+        y: Range<usize>,
+    },
+    /// Constant padding.
+    Pad {
+        /// Input `[C, H, W]`.
+        chw: [usize; 3],
+        /// Top, left, bottom, right.
+        pads: [usize; 4],
+        /// Fill value.
+        value: f32,
+        /// Input range.
+        x: Range<usize>,
+        /// Output range.
+        y: Range<usize>,
+    },
+}
+
+fn dims(shape: &[u32]) -> [usize; 4] {
+    let d = |i: usize| shape.get(i).copied().unwrap_or(1) as usize;
+    [d(0), d(1), d(2), d(3)]
+}
+
+/// Lowers one node to its steps (zero for aliases, several for a concat that copies).
+pub fn lower(
+    graph: &Graph,
+    plan: &Plan,
+    table: &KernelTable,
+    weight: &dyn Fn(WeightId) -> WeightRef,
+    node: &Node,
+) -> Vec<Step> {
+    let range = |id: u32| plan.range(graph, id);
+    let shape = |id: u32| graph.tensors[id as usize].shape.as_slice();
+    let (x, y) = (range(node.inputs[0]), range(node.outputs[0]));
+    let xs = shape(node.inputs[0]);
+    let ys = shape(node.outputs[0]);
+    let step = match &node.op {
+        Op::Conv(c) => {
+            let [_, in_c, in_h, in_w] = dims(xs);
+            let [_, out_c, out_h, out_w] = dims(ys);
+            let geom = ConvGeom {
+                in_c,
+                in_h,
+                in_w,
+                out_c,
+                out_h,
+                out_w,
+                kernel: c.kernel.map(|v| v as usize),
+                stride: c.stride.map(|v| v as usize),
+                pads: c.pads.map(|v| v as usize),
+                dilation: c.dilation.map(|v| v as usize),
+                groups: c.groups as usize,
+            };
+            let f = if c.kernel == [1, 1] && c.groups == 1 {
+                table.conv1x1
+            } else if geom.groups == in_c && in_c == out_c {
+                table.depthwise
+            } else {
+                table.conv
+            };
+            Step::Conv {
+                f,
+                geom,
+                weight: weight(c.weight),
+                bias: c.bias.map(weight),
+                act: c.activation,
+                x,
+                y,
+            }
+        }
+        Op::Gemm {
+            weight: w,
+            bias,
+            activation,
+        } => Step::Gemm {
+            f: table.gemm,
+            weight: weight(*w),
+            bias: bias.map(weight),
+            act: *activation,
+            x,
+            y,
+        },
+        Op::Binary { kind, activation } => {
+            let bs = shape(node.inputs[1]);
+            let bc = if bs == xs {
+                Broadcast::Full
+            } else if bs.iter().product::<u32>() == 1 {
+                Broadcast::Scalar
+            } else {
+                Broadcast::PerChannel { hw: plane(xs) }
+            };
+            Step::Binary {
+                kind: *kind,
+                act: *activation,
+                a: x,
+                b: range(node.inputs[1]),
+                bc,
+                y,
+            }
+        }
+        Op::ScaleShift {
+            scale,
+            shift,
+            activation,
+        } => Step::ScaleShift {
+            hw: plane(xs),
+            scale: weight(*scale),
+            shift: weight(*shift),
+            act: *activation,
+            x,
+            y,
+        },
+        Op::Activation(act) => Step::Activation { act: *act, x, y },
+        Op::Concat => {
+            let mut steps = Vec::new();
+            let mut at = y.start;
+            for &part in &node.inputs {
+                let src = range(part);
+                let dst = at..at + src.len();
+                if src != dst {
+                    steps.push(Step::Copy { x: src, y: dst.clone() });
+                }
+                at = dst.end;
+            }
+            return steps;
+        }
+        Op::SliceChannels { .. } | Op::Reshape => return Vec::new(),
+        Op::ChannelShuffle { groups } => Step::Shuffle {
+            groups: *groups as usize,
+            hw: plane(xs),
+            x,
+            y,
+        },
+        Op::MaxPool(p) | Op::AveragePool(p) => {
+            let [_, c, in_h, in_w] = dims(xs);
+            let [_, _, out_h, out_w] = dims(ys);
+            let geom = PoolGeom {
+                c,
+                in_h,
+                in_w,
+                out_h,
+                out_w,
+                kernel: p.kernel.map(|v| v as usize),
+                stride: p.stride.map(|v| v as usize),
+                pads: p.pads.map(|v| v as usize),
+                count_include_pad: p.count_include_pad,
+            };
+            let f = match node.op {
+                Op::MaxPool(_) => table.max_pool,
+                _ => table.avg_pool,
+            };
+            Step::Pool { f, geom, x, y }
+        }
+        Op::GlobalAveragePool => Step::GlobalAvgPool {
+            hw: plane(xs),
+            x,
+            y,
+        },
+        Op::Softmax => Step::Softmax {
+            cols: *xs.last().unwrap_or(&1) as usize,
+            x,
+            y,
+        },
+        Op::Pad { pads, value } => {
+            let [_, c, h, w] = dims(xs);
+            Step::Pad {
+                chw: [c, h, w],
+                pads: pads.map(|v| v as usize),
+                value: *value,
+                x,
+                y,
+            }
+        }
+    };
+    vec![step]
+}
+
+/// The arena split around one output range: inputs are read from the rest.
+struct Split<'s> {
+    before: &'s [f32],
+    after: &'s [f32],
+    after_start: usize,
+}
+
+impl Split<'_> {
+    /// An input range; the planner guarantees it does not overlap the output.
+    fn get(&self, r: &Range<usize>) -> &[f32] {
+        if r.end <= self.before.len() {
+            &self.before[r.clone()]
+        } else {
+            &self.after[r.start - self.after_start..r.end - self.after_start]
+        }
+    }
+}
+
+fn split<'s>(arena: &'s mut [f32], y: &Range<usize>) -> (Split<'s>, &'s mut [f32]) {
+    let (before, rest) = arena.split_at_mut(y.start);
+    let (out, after) = rest.split_at_mut(y.len());
+    let split = Split {
+        before,
+        after,
+        after_start: y.end,
+    };
+    (split, out)
+}
+
+impl Step {
+    /// Runs the step; `w` resolves weights.
+    pub fn run<'w>(&self, arena: &mut [f32], w: &dyn Fn(WeightRef) -> &'w [f32]) {
+        match self {
+            Step::Conv {
+                f,
+                geom,
+                weight,
+                bias,
+                act,
+                x,
+                y,
+            } => {
+                let (src, out) = split(arena, y);
+                let epi = Epilogue {
+                    bias: bias.map(w),
+                    activation: *act,
+                };
+                f(geom, src.get(x), w(*weight), &epi, out);
+            }
+            Step::Gemm {
+                f,
+                weight,
+                bias,
+                act,
+                x,
+                y,
+            } => {
+                let (src, out) = split(arena, y);
+                let epi = Epilogue {
+                    bias: bias.map(w),
+                    activation: *act,
+                };
+                f(src.get(x), w(*weight), &epi, out);
+            }
+            Step::Binary {
+                kind,
+                act,
+                a,
+                b,
+                bc,
+                y,
+            } => {
+                let (src, out) = split(arena, y);
+                kernels::binary(*kind, *act, src.get(a), src.get(b), *bc, out);
+            }
+            Step::ScaleShift {
+                hw,
+                scale,
+                shift,
+                act,
+                x,
+                y,
+            } => {
+                let (src, out) = split(arena, y);
+                kernels::scale_shift(*hw, w(*scale), w(*shift), *act, src.get(x), out);
+            }
+            Step::Activation { act, x, y } => {
+                let (src, out) = split(arena, y);
+                kernels::activation(*act, src.get(x), out);
+            }
+            Step::Copy { x, y } => {
+                let (src, out) = split(arena, y);
+                out.copy_from_slice(src.get(x));
+            }
+            Step::Shuffle { groups, hw, x, y } => {
+                let (src, out) = split(arena, y);
+                kernels::channel_shuffle(*groups, *hw, src.get(x), out);
+            }
+            Step::Pool { f, geom, x, y } => {
+                let (src, out) = split(arena, y);
+                f(geom, src.get(x), out);
+            }
+            Step::GlobalAvgPool { hw, x, y } => {
+                let (src, out) = split(arena, y);
+                kernels::global_avg_pool(*hw, src.get(x), out);
+            }
+            Step::Softmax { cols, x, y } => {
+                let (src, out) = split(arena, y);
+                kernels::softmax(*cols, src.get(x), out);
+            }
+            Step::Pad {
+                chw,
+                pads,
+                value,
+                x,
+                y,
+            } => {
+                let (src, out) = split(arena, y);
+                kernels::pad(chw[0], chw[1], chw[2], *pads, *value, src.get(x), out);
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! A session: one planned activation arena and the resolved steps of a model. Running it
+//! allocates nothing.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use ndarray::{ArrayViewD, IxDyn};
+use prunus_format::{Encoding, Layout, WeightId};
+
+use crate::error::Error;
+use crate::exec::{Step, WeightRef, lower};
+use crate::kernels::{Isa, KernelTable};
+use crate::model::Model;
+use crate::options::{Options, Retain};
+use crate::plan::{Plan, plan};
+
+/// What session creation did beyond planning: reported so that a repack is never silent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionReport {
+    /// Bytes of weights widened or repacked into session memory (f16 files); 0 when every
+    /// kernel reads the file in place.
+    pub repacked_bytes: usize,
+    /// Weights that were widened or repacked.
+    pub repacked_weights: usize,
+    /// Activation arena size in bytes.
+    pub arena_bytes: usize,
+    /// Sum of all activation tensor sizes in bytes (what the arena would be without reuse).
+    pub unshared_bytes: usize,
+}
+
+/// A runnable instance of a [`Model`]: owns the activation memory; use one per thread.
+#[derive(Debug)]
+pub struct Session<'a> {
+    model: Model<'a>,
+    options: Options,
+    isa: Isa,
+    plan: Plan,
+    steps: Vec<(usize, Step)>,
+    owned: Vec<Vec<f32>>,
+    arena: Vec<f32>,
+    names: HashMap<String, u32>,
+    report: SessionReport,
+}
+
+fn widen(model: &Model, id: WeightId) -> Vec<f32> {
+    let info = &model.graph().weights[id as usize];
+    let bytes = model.weight_bytes(id);
+    match info.encoding {
+        Encoding::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        // Only reached for an f32 weight whose bytes cannot be viewed in place.
+        _ => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+    }
+}
+
+impl<'a> Session<'a> {
+    pub(crate) fn new(model: Model<'a>, options: Options) -> Result<Self, Error> {
+        let isa = Isa::select(options.isa)?;
+        let table = KernelTable::for_isa(isa);
+        let graph = model.graph();
+        let names: HashMap<String, u32> = graph
+            .tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i as u32))
+            .collect();
+        let mut retain = vec![false; graph.tensors.len()];
+        match &options.retain {
+            Retain::Outputs => {}
+            Retain::All => retain.iter_mut().for_each(|r| *r = true),
+            Retain::Named(list) => {
+                for name in list {
+                    let id = names.get(name).ok_or_else(|| Error::NoSuchTensor(name.clone()))?;
+                    retain[*id as usize] = true;
+                }
+            }
+        }
+        let plan = plan(graph, &retain);
+
+        let mut owned = Vec::new();
+        let mut refs = Vec::with_capacity(graph.weights.len());
+        let mut report = SessionReport::default();
+        for (id, info) in graph.weights.iter().enumerate() {
+            let id = id as WeightId;
+            debug_assert!(matches!(info.layout, Layout::RowMajor | Layout::Panel8));
+            if model.weight_f32(id).is_some() {
+                refs.push(WeightRef::Mapped(id));
+            } else {
+                let values = widen(&model, id);
+                report.repacked_bytes += values.len() * 4;
+                report.repacked_weights += 1;
+                refs.push(WeightRef::Owned(owned.len()));
+                owned.push(values);
+            }
+        }
+        let weight = |id: WeightId| refs[id as usize];
+        let steps = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(k, node)| {
+                lower(graph, &plan, &table, &weight, node)
+                    .into_iter()
+                    .map(move |s| (k, s))
+            })
+            .collect();
+        report.arena_bytes = plan.arena_len * 4;
+        report.unshared_bytes = graph.tensors.iter().map(|t| t.numel() * 4).sum();
+        let arena = vec![0.0; plan.arena_len];
+        Ok(Session {
+            model,
+            options,
+            isa,
+            plan,
+            steps,
+            owned,
+            arena,
+            names,
+            report,
+        })
+    }
+
+    /// The model this session runs.
+    pub fn model(&self) -> &Model<'a> {
+        &self.model
+    }
+
+    /// The options the session was created with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The instruction set whose kernels this session runs.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Memory and repacking done at creation.
+    pub fn report(&self) -> &SessionReport {
+        &self.report
+    }
+
+    /// Runs the model on `inputs` (one flat NCHW slice per graph input, in order).
+    pub fn run(&mut self, inputs: &[&[f32]]) -> Result<(), Error> {
+        self.run_with(inputs, &mut |_| {})
+    }
+
+    /// Runs the model on `ndarray` inputs (standard layout), one per graph input.
+    pub fn run_arrays(&mut self, inputs: &[ArrayViewD<'_, f32>]) -> Result<(), Error> {
+        let mut slices: [&[f32]; 8] = [&[]; 8];
+        if inputs.len() > slices.len() {
+            return Err(Error::InputCount {
+                expected: self.model.graph().inputs.len(),
+                got: inputs.len(),
+            });
+        }
+        for (index, (slot, array)) in slices.iter_mut().zip(inputs).enumerate() {
+            *slot = array.as_slice().ok_or(Error::NotContiguous { index })?;
+        }
+        self.run(&slices[..inputs.len()])
+    }
+
+    /// Runs like [`Session::run`] and calls `on_node(node_index, elapsed)` after each step
+    /// (for per-layer profiles; a node may report several steps).
+    pub fn run_profiled(
+        &mut self,
+        inputs: &[&[f32]],
+        mut on_node: impl FnMut(usize, Duration),
+    ) -> Result<(), Error> {
+        let mut last = Instant::now();
+        self.run_with(inputs, &mut |node| {
+            let now = Instant::now();
+            on_node(node, now - last);
+            last = now;
+        })
+    }
+
+    fn run_with(&mut self, inputs: &[&[f32]], after: &mut dyn FnMut(usize)) -> Result<(), Error> {
+        let graph = self.model.graph();
+        if inputs.len() != graph.inputs.len() {
+            return Err(Error::InputCount {
+                expected: graph.inputs.len(),
+                got: inputs.len(),
+            });
+        }
+        for (index, (&id, data)) in graph.inputs.iter().zip(inputs).enumerate() {
+            let range = self.plan.range(graph, id);
+            if data.len() != range.len() {
+                let t = &graph.tensors[id as usize];
+                return Err(Error::InputSize {
+                    index,
+                    name: t.name.clone(),
+                    shape: t.shape.clone(),
+                    expected: range.len(),
+                    got: data.len(),
+                });
+            }
+            self.arena[range].copy_from_slice(data);
+        }
+        let model = &self.model;
+        let owned = &self.owned;
+        let resolve = |r: WeightRef| -> &[f32] {
+            match r {
+                // Alignment and length were checked when the session was created.
+                WeightRef::Mapped(id) => bytemuck::cast_slice(model.weight_bytes(id)),
+                WeightRef::Owned(i) => &owned[i],
+            }
+        };
+        for (node, step) in &self.steps {
+            step.run(&mut self.arena, &resolve);
+            after(*node);
+        }
+        Ok(())
+    }
+
+    /// Output `index` of the last run, flat.
+    pub fn output(&self, index: usize) -> Result<&[f32], Error> {
+        let graph = self.model.graph();
+        let id = *graph.outputs.get(index).ok_or(Error::OutputIndex {
+            index,
+            count: graph.outputs.len(),
+        })?;
+        Ok(&self.arena[self.plan.range(graph, id)])
+    }
+
+    /// Output `index` of the last run with its shape.
+    pub fn output_view(&self, index: usize) -> Result<ArrayViewD<'_, f32>, Error> {
+        let data = self.output(index)?;
+        Ok(self.view(self.model.graph().outputs[index], data))
+    }
+
+    /// Any retained tensor (see [`Retain`]) of the last run, by its source-model name, flat.
+    pub fn tensor(&self, name: &str) -> Result<&[f32], Error> {
+        let id = *self
+            .names
+            .get(name)
+            .ok_or_else(|| Error::NoSuchTensor(name.to_string()))?;
+        if !self.plan.retained[id as usize] {
+            return Err(Error::NotRetained(name.to_string()));
+        }
+        Ok(&self.arena[self.plan.range(self.model.graph(), id)])
+    }
+
+    /// Like [`Session::tensor`], with the tensor's shape.
+    pub fn tensor_view(&self, name: &str) -> Result<ArrayViewD<'_, f32>, Error> {
+        let data = self.tensor(name)?;
+        Ok(self.view(self.names[name], data))
+    }
+
+    fn view<'s>(&self, id: u32, data: &'s [f32]) -> ArrayViewD<'s, f32> {
+        let shape: Vec<usize> = self.model.graph().tensors[id as usize]
+            .shape
+            .iter()
+            .map(|&d| d as usize)
+            .collect();
+        ArrayViewD::from_shape(IxDyn(&shape), data).expect("plan ranges match tensor shapes")
+    }
+}
