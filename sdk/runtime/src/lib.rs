@@ -24,7 +24,7 @@ pub mod session;
 
 pub use error::Error;
 pub use kernels::Isa;
-pub use model::Model;
+pub use model::{AlignedBytes, Model};
 pub use options::{ISA_ENV, Options, Retain};
 pub use prunus_format as format;
 pub use session::{Session, SessionReport};

@@ -12,6 +12,32 @@ use crate::session::Session;
 /// Alignment a caller's buffer must have: weights are read in place as `f32`.
 pub const BUFFER_ALIGN: usize = std::mem::align_of::<f32>();
 
+/// An owned copy of model bytes aligned to [`BUFFER_ALIGN`], for bytes that are not
+/// (a `Vec<u8>` read from a socket, an unaligned `include_bytes!`): copy once, then
+/// [`Model::from_bytes`] on [`AlignedBytes::as_bytes`].
+#[derive(Clone, Debug)]
+pub struct AlignedBytes {
+    words: Vec<f32>,
+    len: usize,
+}
+
+impl AlignedBytes {
+    /// Copies `bytes` into aligned storage.
+    pub fn new(bytes: &[u8]) -> Self {
+        let mut words = vec![0f32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<f32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        AlignedBytes {
+            words,
+            len: bytes.len(),
+        }
+    }
+
+    /// The bytes, aligned to [`BUFFER_ALIGN`].
+    pub fn as_bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice::<f32, u8>(&self.words)[..self.len]
+    }
+}
+
 enum Storage<'a> {
     Mapped(memmap2::Mmap),
     Borrowed(&'a [u8]),
@@ -67,10 +93,11 @@ impl Model<'static> {
 
 impl<'a> Model<'a> {
     /// Validates a model held in the caller's memory (flash, `include_bytes!`), without
-    /// copying it. The buffer must be aligned to [`BUFFER_ALIGN`] bytes.
+    /// copying it. The buffer must be aligned to [`BUFFER_ALIGN`] bytes (else the error is
+    /// `UnalignedBuffer`; [`AlignedBytes`] makes an aligned copy).
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
         let address = bytes.as_ptr() as usize;
-        if address % BUFFER_ALIGN != 0 {
+        if !address.is_multiple_of(BUFFER_ALIGN) {
             return Err(prunus_format::FormatError::UnalignedBuffer {
                 address,
                 required: BUFFER_ALIGN,

@@ -138,7 +138,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The math definition of each variant, written independently of `Activation::apply`.
+    /// The math definition of each variant, written independently of `Activation::apply`
+    /// (hence the explicit comparisons instead of `clamp`).
+    #[allow(clippy::manual_clamp)]
     fn naive(act: Activation, x: f32) -> f32 {
         match act {
             Activation::None => x,

@@ -60,8 +60,11 @@ pub fn depthwise(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue, y: &mut [f3
 }
 
 /// Entry checks shared by both kernels.
-fn check(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue, y: &mut [f32]) {
-    debug_assert!(g.groups > 0 && g.in_c % g.groups == 0 && g.out_c % g.groups == 0);
+fn check(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue, y: &[f32]) {
+    debug_assert!(
+        g.groups > 0 && g.in_c.is_multiple_of(g.groups) && g.out_c.is_multiple_of(g.groups),
+        "conv: groups do not divide the channels"
+    );
     debug_assert!(g.kernel[0] > 0 && g.kernel[1] > 0, "conv: empty kernel");
     debug_assert!(g.stride[0] > 0 && g.stride[1] > 0, "conv: zero stride");
     debug_assert!(
@@ -148,14 +151,15 @@ impl Cols {
     /// contributing zero.
     fn accumulate(&self, wrow: &[f32], xrow: &[f32], yrow: &mut [f32]) {
         let (lo, hi) = (self.lo, self.hi);
-        for ox in 0..lo {
-            yrow[ox] += self.border_dot(ox, wrow, xrow);
+        let (left, rest) = yrow.split_at_mut(lo);
+        for (ox, out) in left.iter_mut().enumerate() {
+            *out += self.border_dot(ox, wrow, xrow);
         }
-        for ox in hi..yrow.len() {
-            yrow[ox] += self.border_dot(ox, wrow, xrow);
+        for (ox, out) in rest.iter_mut().enumerate().skip(hi - lo) {
+            *out += self.border_dot(lo + ox, wrow, xrow);
         }
         if hi > lo {
-            let seg = &mut yrow[lo..hi];
+            let seg = &mut rest[..hi - lo];
             let start = lo * self.sw - self.pl;
             let (sw, dw) = (self.sw, self.dw);
             match self.kw {
@@ -208,13 +212,31 @@ fn interior<const K: usize>(
             }
             *out = acc;
         }
+    } else if sw == 2 {
+        // Stride 2 (the downsampling layers): view each tap as pairs and read the first of
+        // each, which LLVM turns into a de-interleaving load. The last column's pair may
+        // run past the row, so it is done on its own.
+        let m = n - 1;
+        let taps: [&[[f32; 2]]; K] =
+            std::array::from_fn(|k| xrow[start + k * dw..][..2 * m].as_chunks::<2>().0);
+        let (body, last) = seg.split_at_mut(m);
+        for (i, out) in body.iter_mut().enumerate() {
+            let mut acc = *out;
+            for k in 0..K {
+                acc += w[k] * taps[k][i][0];
+            }
+            *out = acc;
+        }
+        for (k, &wv) in w.iter().enumerate() {
+            last[0] += wv * xrow[start + k * dw + 2 * m];
+        }
     } else {
         let span = (n - 1) * sw + 1;
         let taps: [&[f32]; K] = std::array::from_fn(|k| &xrow[start + k * dw..][..span]);
         for (i, out) in seg.iter_mut().enumerate() {
             let mut acc = *out;
             for k in 0..K {
-                acc += w[k] * taps[k][i * sw] * 1.001;
+                acc += w[k] * taps[k][i * sw];
             }
             *out = acc;
         }
@@ -234,6 +256,7 @@ fn interior_wide(wrow: &[f32], xrow: &[f32], seg: &mut [f32], start: usize, sw: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::ConvFn;
     use crate::kernels::activation::test_support::*;
     use proptest::prelude::*;
 
@@ -338,20 +361,13 @@ mod tests {
         let bias = with_bias.then_some(&bias[..]);
         let want = naive(&g, &x, &w, bias, act);
         let mut y = vec![f32::NAN; want.len()];
-        kernel(
-            &g,
-            &x,
-            &w,
-            &Epilogue {
-                bias,
-                activation: act,
-            },
-            &mut y,
-        );
+        let epi = Epilogue {
+            bias,
+            activation: act,
+        };
+        kernel(&g, &x, &w, &epi, &mut y);
         assert_close(&y, &want)
     }
-
-    use crate::kernels::ConvFn;
 
     fn kernel_size() -> impl Strategy<Value = usize> {
         prop_oneof![1usize..=5, Just(7)]
@@ -435,18 +451,12 @@ mod tests {
                 ..dw3x3(1, [0; 4], 17)
             };
             run(depthwise, case, Activation::Relu, true, 13).unwrap();
-            run(
-                conv_generic,
-                Case {
-                    icpg: 3,
-                    ocpg: 2,
-                    ..case
-                },
-                Activation::None,
-                true,
-                14,
-            )
-            .unwrap();
+            let grouped = Case {
+                icpg: 3,
+                ocpg: 2,
+                ..case
+            };
+            run(conv_generic, grouped, Activation::None, true, 14).unwrap();
         }
     }
 

@@ -187,10 +187,14 @@ mod tests {
 
         #[test]
         fn softmax_matches_reference(
-            rows in 1usize..=7, cols in 1usize..=300, shift in -100.0f32..100.0, seed in any::<u64>(),
+            rows in 1usize..=7,
+            cols in 1usize..=300,
+            shift in -100.0f32..100.0,
+            seed in any::<u64>(),
         ) {
             // A common shift checks stability: exp of unshifted values would overflow at 100.
-            let x: Vec<f32> = fill(&mut rng(seed), rows * cols).iter().map(|v| v * 5.0 + shift).collect();
+            let x: Vec<f32> =
+                fill(&mut rng(seed), rows * cols).iter().map(|v| v * 5.0 + shift).collect();
             let mut want = vec![0.0; x.len()];
             for (wr, xr) in want.chunks_mut(cols).zip(x.chunks(cols)) {
                 let m = xr.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
