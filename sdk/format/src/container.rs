@@ -10,6 +10,8 @@
 //! ```
 //! All integers little-endian.
 
+use std::borrow::Cow;
+
 use crate::error::FormatError;
 
 /// The 8 bytes every Prunus model file starts with.
@@ -87,13 +89,13 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-fn need(bytes: &[u8], what: &'static str, start: u64, end: u64) -> Result<(), FormatError> {
-    if end > bytes.len() as u64 {
+fn need(file_len: u64, what: &'static str, start: u64, end: u64) -> Result<(), FormatError> {
+    if end > file_len {
         return Err(FormatError::Truncated {
             what,
             start,
             end,
-            len: bytes.len() as u64,
+            len: file_len,
         });
     }
     Ok(())
@@ -118,35 +120,43 @@ fn check_crc(
     Ok(())
 }
 
-/// Reads and checks the header and section table, and the graph section's checksum.
-/// The weights section's checksum is only checked by [`verify_weights`].
-pub fn parse_sections(bytes: &[u8]) -> Result<Sections, FormatError> {
-    let len = bytes.len() as u64;
-    need(bytes, "header", 0, HEADER_LEN as u64)?;
-    let magic: [u8; 8] = bytes[..8].try_into().expect("8 bytes");
+/// Reads and checks the header and section table, and the graph section's checksum, for
+/// a file of `file_len` bytes whose ranges `read(start, end)` returns (always within the
+/// file: ranges are checked against `file_len` first). Returns the sections and the graph
+/// section's bytes. The weights section is neither read nor hashed (see [`verify_weights`]),
+/// so opening a memory-mapped file touches no weight page.
+pub fn parse_sections_with<'b, E: From<FormatError>>(
+    file_len: u64,
+    read: &mut dyn FnMut(u64, u64) -> Result<Cow<'b, [u8]>, E>,
+) -> Result<(Sections, Cow<'b, [u8]>), E> {
+    need(file_len, "header", 0, HEADER_LEN as u64)?;
+    let header = read(0, HEADER_LEN as u64)?;
+    let magic: [u8; 8] = header[..8].try_into().expect("8 bytes");
     if magic != MAGIC {
         return Err(FormatError::BadMagic {
             found: magic,
             expected: MAGIC,
-        });
+        }
+        .into());
     }
-    let version = u32_at(bytes, 8);
+    let version = u32_at(&header, 8);
     if version != VERSION {
         return Err(FormatError::UnsupportedVersion {
             found: version,
             supported: VERSION,
-        });
+        }
+        .into());
     }
-    check_crc("header", &bytes[..28], 0, u32_at(bytes, 28))?;
-    let count = u32_at(bytes, 12) as u64;
-    let table_at = u64_at(bytes, 16);
+    check_crc("header", &header[..28], 0, u32_at(&header, 28))?;
+    let count = u32_at(&header, 12) as u64;
+    let table_at = u64_at(&header, 16);
     let table_end = count
         .checked_mul(ENTRY_LEN as u64)
         .and_then(|n| n.checked_add(table_at))
         .ok_or_else(|| FormatError::SectionTable(format!("{count} entries overflow")))?;
-    need(bytes, "section table", table_at, table_end)?;
-    let table = &bytes[table_at as usize..table_end as usize];
-    check_crc("section table", table, table_at, u32_at(bytes, 24))?;
+    need(file_len, "section table", table_at, table_end)?;
+    let table = read(table_at, table_end)?;
+    check_crc("section table", &table, table_at, u32_at(&header, 24))?;
 
     let mut graph = None;
     let mut weights = None;
@@ -160,18 +170,18 @@ pub fn parse_sections(bytes: &[u8]) -> Result<Sections, FormatError> {
             length: u64_at(entry, 16),
             crc: u32_at(entry, 24),
         };
-        let end = section.offset.checked_add(section.length);
-        match end {
+        match section.offset.checked_add(section.length) {
             Some(end) if section.offset >= table_end => {
-                need(bytes, kind.name(), section.offset, end)?
+                need(file_len, kind.name(), section.offset, end)?
             }
             _ => {
                 return Err(FormatError::SectionOutOfRange {
                     section: kind.name(),
                     offset: section.offset,
                     length: section.length,
-                    len,
-                });
+                    len: file_len,
+                }
+                .into());
             }
         }
         let slot = match kind {
@@ -179,27 +189,26 @@ pub fn parse_sections(bytes: &[u8]) -> Result<Sections, FormatError> {
             SectionKind::Weights => &mut weights,
         };
         if slot.replace(section).is_some() {
-            return Err(FormatError::SectionTable(format!(
-                "{} appears twice",
-                kind.name()
-            )));
+            return Err(FormatError::SectionTable(format!("{} appears twice", kind.name())).into());
         }
     }
     let graph = graph.ok_or_else(|| FormatError::SectionTable("no graph section".into()))?;
     let weights = weights.ok_or_else(|| FormatError::SectionTable("no weights section".into()))?;
-    if weights.offset % WEIGHT_ALIGN != 0 {
+    if !weights.offset.is_multiple_of(WEIGHT_ALIGN) {
         return Err(FormatError::SectionTable(format!(
             "weights section offset {} is not {WEIGHT_ALIGN}-byte aligned",
             weights.offset
-        )));
+        ))
+        .into());
     }
+    let graph_bytes = read(graph.offset, graph.offset + graph.length)?;
     check_crc(
         SectionKind::Graph.name(),
-        &bytes[graph.range()],
+        &graph_bytes,
         graph.offset,
         graph.crc,
     )?;
-    Ok(Sections { graph, weights })
+    Ok((Sections { graph, weights }, graph_bytes))
 }
 
 /// Checks the weights section's checksum (a full pass over the weight bytes).

@@ -25,5 +25,5 @@ pub mod write;
 pub use container::{MAGIC, Sections, VERSION, verify_weights};
 pub use error::FormatError;
 pub use graph::*;
-pub use read::{ParsedFile, parse, validate_graph};
+pub use read::{ParsedFile, parse, parse_with, validate_graph};
 pub use write::{WriteOptions, write};

@@ -1,6 +1,8 @@
 //! Parsing and validating a model file: everything the runtime relies on is checked here,
 //! once, so kernels can index weights and activations without further checks.
 
+use std::borrow::Cow;
+
 use crate::container::{self, Sections, WEIGHT_ALIGN};
 use crate::error::FormatError;
 use crate::graph::{Encoding, Graph, WeightInfo};
@@ -24,15 +26,27 @@ impl ParsedFile {
     }
 }
 
-/// Parses and validates a whole file (metadata only: weights are not read or hashed).
+/// Parses and validates a whole file held in memory (metadata only: weights are neither
+/// read nor hashed).
 pub fn parse(bytes: &[u8]) -> Result<ParsedFile, FormatError> {
-    let sections = container::parse_sections(bytes)?;
-    let graph: Graph = postcard::from_bytes(&bytes[sections.graph.range()]).map_err(|e| {
-        FormatError::GraphDecode {
+    parse_with(bytes.len() as u64, &mut |start, end| {
+        Ok::<_, FormatError>(Cow::Borrowed(&bytes[start as usize..end as usize]))
+    })
+}
+
+/// Parses and validates a file of `file_len` bytes read through `read(start, end)` — e.g.
+/// positioned reads of a file that is memory-mapped only for its weights, so opening it
+/// makes no page of the mapping resident.
+pub fn parse_with<'b, E: From<FormatError>>(
+    file_len: u64,
+    read: &mut dyn FnMut(u64, u64) -> Result<Cow<'b, [u8]>, E>,
+) -> Result<ParsedFile, E> {
+    let (sections, graph_bytes) = container::parse_sections_with(file_len, read)?;
+    let graph: Graph =
+        postcard::from_bytes(&graph_bytes).map_err(|e| FormatError::GraphDecode {
             offset: sections.graph.offset,
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     validate_graph(&graph)?;
     validate_weights(&graph, &sections)?;
     Ok(ParsedFile { graph, sections })
@@ -66,7 +80,7 @@ fn validate_weights(graph: &Graph, sections: &Sections) -> Result<(), FormatErro
                 end: sections.weights.offset + section_len,
             });
         }
-        if w.offset % WEIGHT_ALIGN != 0 {
+        if !w.offset.is_multiple_of(WEIGHT_ALIGN) {
             return Err(FormatError::MisalignedWeight {
                 name: w.name.clone(),
                 offset: sections.weights.offset + w.offset,

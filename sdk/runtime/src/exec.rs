@@ -257,7 +257,10 @@ pub fn lower(
                 let src = range(part);
                 let dst = at..at + src.len();
                 if src != dst {
-                    steps.push(Step::Copy { x: src, y: dst.clone() });
+                    steps.push(Step::Copy {
+                        x: src,
+                        y: dst.clone(),
+                    });
                 }
                 at = dst.end;
             }

@@ -1,5 +1,6 @@
 //! A validated, immutable model backed by a memory map or a caller's bytes.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -69,7 +70,8 @@ impl std::fmt::Debug for Model<'_> {
 
 impl Model<'static> {
     /// Memory-maps and validates a model file. Only the header, section table and graph
-    /// section are read; weight pages are touched when a session first runs.
+    /// section are read; weight pages are touched when a session first runs. The file must
+    /// not be modified or truncated while the model (or a session of it) is alive.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let io = |source| Error::Io {
@@ -77,11 +79,21 @@ impl Model<'static> {
             source,
         };
         let file = std::fs::File::open(path).map_err(io)?;
+        let file_len = file.metadata().map_err(io)?.len();
+        // Metadata comes from positioned reads, not the mapping: opening makes no page of the
+        // mapping resident (page-cache large folios would map megabytes per first touch).
+        let parsed = prunus_format::parse_with(file_len, &mut |start, end| {
+            let mut buf = vec![0u8; (end - start) as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, start).map_err(io)?;
+            Ok::<_, Error>(Cow::Owned(buf))
+        })?;
         // SAFETY: the mapping is read-only and private to this process; the file must not be
-        // truncated or modified while the model is alive (documented on `open`). An empty
-        // file maps to an empty slice and is rejected by the parser as truncated.
+        // truncated or modified while the model is alive (documented on `open`). Its length
+        // was validated above against the section table.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        let parsed = prunus_format::parse(&map)?;
+        if map.len() as u64 != file_len {
+            return Err(io(std::io::Error::other("file changed size while opening")));
+        }
         Ok(Model {
             inner: Arc::new(Inner {
                 storage: Storage::Mapped(map),

@@ -66,7 +66,10 @@ fn homes(graph: &Graph) -> Vec<Option<(usize, usize)>> {
                 }
                 computed[out] = true;
             }
-            _ => node.outputs.iter().for_each(|&o| computed[o as usize] = true),
+            _ => node
+                .outputs
+                .iter()
+                .for_each(|&o| computed[o as usize] = true),
         }
     }
     home
@@ -109,7 +112,9 @@ pub fn plan(graph: &Graph, retain: &[bool]) -> Plan {
         touch(t as usize, end);
     }
 
-    let mut roots: Vec<usize> = (0..n).filter(|&t| root[t] == t && first[t] != usize::MAX).collect();
+    let mut roots: Vec<usize> = (0..n)
+        .filter(|&t| root[t] == t && first[t] != usize::MAX)
+        .collect();
     let size = |t: usize| graph.tensors[t].numel().div_ceil(ALIGN_ELEMS) * ALIGN_ELEMS;
     roots.sort_by_key(|&t| (std::cmp::Reverse(size(t)), first[t], t));
     let mut placed: Vec<(usize, usize, usize)> = Vec::new(); // (offset, size, root)

@@ -75,7 +75,9 @@ impl<'a> Session<'a> {
             Retain::All => retain.iter_mut().for_each(|r| *r = true),
             Retain::Named(list) => {
                 for name in list {
-                    let id = names.get(name).ok_or_else(|| Error::NoSuchTensor(name.clone()))?;
+                    let id = names
+                        .get(name)
+                        .ok_or_else(|| Error::NoSuchTensor(name.clone()))?;
                     retain[*id as usize] = true;
                 }
             }

@@ -23,5 +23,8 @@ fn corpus_replays_without_panics() {
         count += 1;
     }
     assert!(count >= 10, "corpus has only {count} files");
-    assert!(opened >= 1, "no corpus entry is a valid model: the corpus lost its seeds");
+    assert!(
+        opened >= 1,
+        "no corpus entry is a valid model: the corpus lost its seeds"
+    );
 }

@@ -55,7 +55,12 @@ fn run_does_not_allocate() {
             assert_eq!(out.len(), 10);
         }
         let after = ALLOCATIONS.load(Ordering::SeqCst);
-        assert_eq!(after - before, 0, "Session::run allocated {} times", after - before);
+        assert_eq!(
+            after - before,
+            0,
+            "Session::run allocated {} times",
+            after - before
+        );
         let sum: f32 = session.output(0).unwrap().iter().sum();
         assert!((sum - 1.0).abs() < 1e-5, "softmax output sums to {sum}");
     }

@@ -2,9 +2,9 @@
 //! never lets a live tensor be overwritten: random graphs of channel-wise ops run through a
 //! session equal a naive interpreter that gives every tensor its own buffer.
 
+use proptest::prelude::*;
 use prunus_format::builder::ModelBuilder;
 use prunus_format::{Activation, BinaryKind, Conv, Op, TensorId};
-use proptest::prelude::*;
 
 /// One random graph-building action; indices pick among existing tensors (modulo count).
 #[derive(Clone, Debug)]
@@ -39,7 +39,9 @@ struct Naive {
 fn build(actions: &[Action], c0: u32, hw: u32) -> (ModelBuilder, Naive) {
     let mut b = ModelBuilder::new("random", "test");
     let input = b.add_input("input", &[1, c0, hw, hw]);
-    let data: Vec<f32> = (0..(c0 * hw * hw) as usize).map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5).collect();
+    let data: Vec<f32> = (0..(c0 * hw * hw) as usize)
+        .map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5)
+        .collect();
     let mut naive = Naive { values: vec![data] };
     let mut live: Vec<TensorId> = vec![input];
     for (k, a) in actions.iter().enumerate() {
@@ -48,8 +50,15 @@ fn build(actions: &[Action], c0: u32, hw: u32) -> (ModelBuilder, Naive) {
         let (op, inputs, shape, value): (Op, Vec<TensorId>, Option<Vec<u32>>, Vec<f32>) = match a {
             Action::Act(i, relu) => {
                 let t = pick(*i);
-                let act = if *relu { Activation::Relu } else { Activation::HardSwish };
-                let v = naive.values[t as usize].iter().map(|&x| act.apply(x)).collect();
+                let act = if *relu {
+                    Activation::Relu
+                } else {
+                    Activation::HardSwish
+                };
+                let v = naive.values[t as usize]
+                    .iter()
+                    .map(|&x| act.apply(x))
+                    .collect();
                 (Op::Activation(act), vec![t], None, v)
             }
             Action::Add(i, j) => {
@@ -57,8 +66,15 @@ fn build(actions: &[Action], c0: u32, hw: u32) -> (ModelBuilder, Naive) {
                 if b.shape(t) != b.shape(u) {
                     continue;
                 }
-                let v = naive.values[t as usize].iter().zip(&naive.values[u as usize]).map(|(x, y)| x + y).collect();
-                let op = Op::Binary { kind: BinaryKind::Add, activation: Activation::None };
+                let v = naive.values[t as usize]
+                    .iter()
+                    .zip(&naive.values[u as usize])
+                    .map(|(x, y)| x + y)
+                    .collect();
+                let op = Op::Binary {
+                    kind: BinaryKind::Add,
+                    activation: Activation::None,
+                };
                 (op, vec![t, u], None, v)
             }
             Action::Concat(is) => {
@@ -66,7 +82,10 @@ fn build(actions: &[Action], c0: u32, hw: u32) -> (ModelBuilder, Naive) {
                 if ts.iter().any(|&t| b.shape(t)[2..] != b.shape(ts[0])[2..]) {
                     continue;
                 }
-                let v = ts.iter().flat_map(|&t| naive.values[t as usize].clone()).collect();
+                let v = ts
+                    .iter()
+                    .flat_map(|&t| naive.values[t as usize].clone())
+                    .collect();
                 (Op::Concat, ts, None, v)
             }
             Action::Slice(i, s, l) => {
@@ -82,7 +101,9 @@ fn build(actions: &[Action], c0: u32, hw: u32) -> (ModelBuilder, Naive) {
                 let t = pick(*i);
                 let s = b.shape(t).to_vec();
                 let (c, hw) = (s[1] as usize, (s[2] * s[3]) as usize);
-                let Some(g) = [2usize, 3].into_iter().find(|g| c % g == 0) else { continue };
+                let Some(g) = [2usize, 3].into_iter().find(|g| c % g == 0) else {
+                    continue;
+                };
                 let x = &naive.values[t as usize];
                 let mut v = vec![0.0; x.len()];
                 for i in 0..g {
@@ -97,13 +118,20 @@ fn build(actions: &[Action], c0: u32, hw: u32) -> (ModelBuilder, Naive) {
                 let t = pick(*i);
                 let s = b.shape(t).to_vec();
                 let shape = vec![1, s[1], s[3], s[2]];
-                (Op::Reshape, vec![t], Some(shape), naive.values[t as usize].clone())
+                (
+                    Op::Reshape,
+                    vec![t],
+                    Some(shape),
+                    naive.values[t as usize].clone(),
+                )
             }
             Action::Conv1x1(i, oc) => {
                 let t = pick(*i);
                 let s = b.shape(t).to_vec();
                 let (c, hw) = (s[1] as usize, (s[2] * s[3]) as usize);
-                let w: Vec<f32> = (0..*oc as usize * c).map(|k| ((k * 31) % 11) as f32 / 11.0 - 0.5).collect();
+                let w: Vec<f32> = (0..*oc as usize * c)
+                    .map(|k| ((k * 31) % 11) as f32 / 11.0 - 0.5)
+                    .collect();
                 let x = &naive.values[t as usize];
                 let mut v = vec![0.0; *oc as usize * hw];
                 for o in 0..*oc as usize {
@@ -125,7 +153,9 @@ fn build(actions: &[Action], c0: u32, hw: u32) -> (ModelBuilder, Naive) {
                 (Op::Conv(conv), vec![t], None, v)
             }
         };
-        let out = b.add_node_with_shape(&name, op, &inputs, shape).expect("valid random node");
+        let out = b
+            .add_node_with_shape(&name, op, &inputs, shape)
+            .expect("valid random node");
         naive.values.push(value);
         live.push(out);
     }
@@ -133,7 +163,10 @@ fn build(actions: &[Action], c0: u32, hw: u32) -> (ModelBuilder, Naive) {
 }
 
 fn close(a: &[f32], b: &[f32]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs()))
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs()))
 }
 
 proptest! {

@@ -155,13 +155,12 @@ impl KernelTable {
     }
 }
 
+/// `y = act(x)` element-wise.
+pub use activation::activation;
 /// Applies `kind` element-wise with broadcasting and a fused activation:
 /// `y = act(a (kind) b)`; `a` and `y` have the full shape.
 pub use binary::binary;
-/// `y = act(x)` element-wise.
-pub use activation::activation;
 /// Per-channel `y = act(x * scale[c] + shift[c])` over `[C, hw]`.
 pub use binary::scale_shift;
 /// Channel shuffle, global average pool, padding and softmax (memory-bound glue).
 pub use layout_ops::{channel_shuffle, global_avg_pool, pad, softmax};
-
