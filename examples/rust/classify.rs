@@ -19,14 +19,22 @@ fn main() -> Result<()> {
             path
         }
     };
-    let model = prunus::Model::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let model =
+        prunus::Model::open(&path).with_context(|| format!("opening {}", path.display()))?;
     let input_info = model.inputs().next().context("model has no input")?;
-    println!("model {} input {:?}", model.graph().metadata.name, input_info.shape);
+    println!(
+        "model {} input {:?}",
+        model.graph().metadata.name,
+        input_info.shape
+    );
 
     // A synthetic "image": a smooth gradient per channel, already normalized.
     let [c, h, w] = [1, 2, 3].map(|d| input_info.shape[d] as usize);
     let image: Vec<f32> = (0..c * h * w)
-        .map(|i| ((i % w) as f32 / w as f32 - 0.5) + ((i / w % h) as f32 / h as f32 - 0.5) * (1.0 + (i / (h * w)) as f32))
+        .map(|i| {
+            ((i % w) as f32 / w as f32 - 0.5)
+                + ((i / w % h) as f32 / h as f32 - 0.5) * (1.0 + (i / (h * w)) as f32)
+        })
         .collect();
 
     let mut session = model.session(prunus::Options::default())?;

@@ -28,7 +28,9 @@ pub const GENERATE_HINT: &str = "generate them with `python3 tests/fixtures/make
 pub fn fixtures_dir() -> PathBuf {
     match std::env::var_os(FIXTURES_ENV) {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("generated"),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join("generated"),
     }
 }
 
@@ -92,8 +94,8 @@ impl Manifest {
                 path.display()
             );
         }
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let mut manifest: Manifest =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         ensure!(
@@ -133,7 +135,10 @@ impl ModelEntry {
         );
         ensure!(
             self.intermediate_order.len() == self.intermediates.len()
-                && self.intermediate_order.iter().all(|t| self.intermediates.contains_key(t)),
+                && self
+                    .intermediate_order
+                    .iter()
+                    .all(|t| self.intermediates.contains_key(t)),
             "{}: intermediate_order does not list the intermediates",
             self.name
         );
@@ -169,7 +174,8 @@ pub struct NpyArray {
 /// Reads a little-endian `f32` `.npy` file in C order.
 pub fn read_npy(path: &Path) -> anyhow::Result<NpyArray> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let file = npyz::NpyFile::new(&bytes[..]).with_context(|| format!("parsing {}", path.display()))?;
+    let file =
+        npyz::NpyFile::new(&bytes[..]).with_context(|| format!("parsing {}", path.display()))?;
     ensure!(
         file.order() == npyz::Order::C,
         "{} is in Fortran order",
@@ -191,7 +197,11 @@ pub fn read_npy(path: &Path) -> anyhow::Result<NpyArray> {
 /// Converts NHWC data of shape `[n, h, w, c]` to NCHW.
 pub fn nhwc_to_nchw(data: &[f32], shape: &[usize]) -> Vec<f32> {
     let [n, h, w, c] = [shape[0], shape[1], shape[2], shape[3]];
-    assert_eq!(data.len(), n * h * w * c, "NHWC data does not match {shape:?}");
+    assert_eq!(
+        data.len(),
+        n * h * w * c,
+        "NHWC data does not match {shape:?}"
+    );
     let mut out = vec![0.0; data.len()];
     for b in 0..n {
         for y in 0..h {
@@ -246,7 +256,11 @@ impl std::fmt::Display for Comparison {
             self.max_abs_ref,
             self.relative_max_diff(),
             self.cosine,
-            if self.non_finite { ", NON-FINITE values" } else { "" }
+            if self.non_finite {
+                ", NON-FINITE values"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -256,7 +270,11 @@ impl std::fmt::Display for Comparison {
 /// # Panics
 /// If the lengths differ (check shapes first).
 pub fn compare(reference: &[f32], actual: &[f32]) -> Comparison {
-    assert_eq!(reference.len(), actual.len(), "compared tensors differ in length");
+    assert_eq!(
+        reference.len(),
+        actual.len(),
+        "compared tensors differ in length"
+    );
     let (mut max_abs_diff, mut max_abs_ref) = (0.0f64, 0.0f64);
     let (mut dot, mut norm_ref, mut norm_act) = (0.0f64, 0.0f64, 0.0f64);
     let mut non_finite = false;
@@ -316,7 +334,8 @@ impl TempFile {
         let file = TempFile {
             path: std::env::temp_dir().join(name),
         };
-        std::fs::write(&file.path, bytes).with_context(|| format!("writing {}", file.path.display()))?;
+        std::fs::write(&file.path, bytes)
+            .with_context(|| format!("writing {}", file.path.display()))?;
         Ok(file)
     }
 
@@ -336,6 +355,7 @@ impl Drop for TempFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use npyz::WriterBuilder;
 
     #[test]
     fn comparison_of_identical_and_scaled_tensors() {
@@ -410,6 +430,9 @@ mod tests {
     fn missing_manifest_explains_how_to_generate() {
         let dir = std::env::temp_dir().join(format!("prunus-no-fixtures-{}", std::process::id()));
         let err = Manifest::load(&dir).unwrap_err().to_string();
-        assert!(err.contains("make_fixtures.py") && err.contains("missing"), "{err}");
+        assert!(
+            err.contains("make_fixtures.py") && err.contains("missing"),
+            "{err}"
+        );
     }
 }

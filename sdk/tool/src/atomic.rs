@@ -26,13 +26,19 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Fails if `output` names one of `inputs` (checked before any work, and again on write).
+pub fn ensure_not_input(output: &Path, inputs: &[&Path]) -> Result<(), WriteError> {
+    match inputs.iter().find(|i| same_file(i, output)) {
+        Some(input) => Err(WriteError::WouldOverwriteInput(input.to_path_buf())),
+        None => Ok(()),
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename,
 /// so a reader never sees a partial file and a failure leaves any old file intact.
 /// Fails if `path` is one of `inputs`.
 pub fn write_atomic(path: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<(), WriteError> {
-    if let Some(input) = inputs.iter().find(|i| same_file(i, path)) {
-        return Err(WriteError::WouldOverwriteInput(input.to_path_buf()));
-    }
+    ensure_not_input(path, inputs)?;
     let io = |source| WriteError::Io {
         path: path.to_path_buf(),
         source,

@@ -62,10 +62,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
-    let is_onnx = args.model.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+    let is_onnx = args
+        .model
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
     let packed = if is_onnx {
         let ir = super::import_onnx(&args.model, args.input_shape.clone())?;
-        Some(super::AlignedBytes::new(&ir.to_bytes(Default::default())?))
+        Some(prunus::AlignedBytes::new(&ir.to_bytes(Default::default())?))
     } else {
         None
     };
@@ -82,13 +85,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let load = start.elapsed();
 
     let info = model.inputs().next().cloned();
-    let Some(info) = info else { bail!("model has no input") };
+    let Some(info) = info else {
+        bail!("model has no input")
+    };
     let input = match &args.input {
         Some(path) => read_tensor(path)?.data,
         None => random_tensor(info.numel(), 0),
     };
     if input.len() != info.numel() {
-        bail!("input has {} values, the model input {:?} needs {}", input.len(), info.shape, info.numel());
+        bail!(
+            "input has {} values, the model input {:?} needs {}",
+            input.len(),
+            info.shape,
+            info.numel()
+        );
     }
 
     let mut first = None;
@@ -116,7 +126,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
 
-    println!("version=prunus {} ({})", env!("CARGO_PKG_VERSION"), session.isa().name());
+    println!(
+        "version=prunus {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        session.isa().name()
+    );
     println!("load_ms={:.3}", ms(load));
     println!("first_ms={:.3}", first.map(ms).unwrap_or_default());
     println!("median_ms={:.3}", median(&sorted));
@@ -134,7 +148,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if let Some(path) = &args.output {
         let out = session.output(0)?;
-        let shape: Vec<u64> = model.outputs().next().map(|t| t.shape.iter().map(|&d| d as u64).collect()).unwrap_or_default();
+        let shape: Vec<u64> = model
+            .outputs()
+            .next()
+            .map(|t| t.shape.iter().map(|&d| d as u64).collect())
+            .unwrap_or_default();
         write_tensor(path, &shape, out, &[Path::new(&args.model)])?;
     }
     Ok(())
@@ -147,12 +165,20 @@ fn print_profile(graph: &prunus_format::Graph, per_node: &[Duration], runs: usiz
     for (node, d) in graph.nodes.iter().zip(per_node) {
         let t = ms(*d) / runs as f64;
         *by_kind.entry(node.op.kind_name()).or_default() += t;
-        println!("#   {:<40} {:<18} {:>8.3} ms", node.name, node.op.kind_name(), t);
+        println!(
+            "#   {:<40} {:<18} {:>8.3} ms",
+            node.name,
+            node.op.kind_name(),
+            t
+        );
     }
     println!("# profile per op kind:");
     let mut kinds: Vec<_> = by_kind.into_iter().collect();
     kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
     for (kind, t) in kinds {
-        println!("#   {kind:<18} {t:>8.3} ms {:>5.1} %", 100.0 * t / total.max(1e-9));
+        println!(
+            "#   {kind:<18} {t:>8.3} ms {:>5.1} %",
+            100.0 * t / total.max(1e-9)
+        );
     }
 }

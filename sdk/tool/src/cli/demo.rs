@@ -41,7 +41,10 @@ fn table(args: &DemoArgs, dir: &std::path::Path) -> Result<()> {
         "| {:<20} | {:>7} | {:>9} | {:>8} | {:>9} | {:>7} | {:>10} | {:>9} |",
         "family", "input", "params M", "MACs M", "file MB", "load ms", "latency ms", "arena MB"
     );
-    println!("|{:-<22}|{:->9}|{:->11}|{:->10}|{:->11}|{:->9}|{:->12}|{:->11}|", "", "", "", "", "", "", "", "");
+    println!(
+        "|{:-<22}|{:->9}|{:->11}|{:->10}|{:->11}|{:->9}|{:->12}|{:->11}|",
+        "", "", "", "", "", "", "", ""
+    );
     for family in FAMILIES {
         if !args.families.is_empty() && !args.families.iter().any(|f| f == family.name) {
             continue;
@@ -70,7 +73,9 @@ fn table(args: &DemoArgs, dir: &std::path::Path) -> Result<()> {
         let mut times: Vec<f64> = (0..args.runs.max(1))
             .map(|_| {
                 let t = Instant::now();
-                session.run(&[&input]).map(|_| t.elapsed().as_secs_f64() * 1e3)
+                session
+                    .run(&[&input])
+                    .map(|_| t.elapsed().as_secs_f64() * 1e3)
             })
             .collect::<Result<_, _>>()?;
         times.sort_by(f64::total_cmp);
@@ -86,6 +91,10 @@ fn table(args: &DemoArgs, dir: &std::path::Path) -> Result<()> {
             session.report().arena_bytes as f64 / 1e6,
         );
     }
-    println!("(fp32, {} thread(s), ISA chosen per session; latency = median of {} runs)", args.threads, args.runs.max(1));
+    println!(
+        "(fp32, {} thread(s), ISA chosen per session; latency = median of {} runs)",
+        args.threads,
+        args.runs.max(1)
+    );
     Ok(())
 }

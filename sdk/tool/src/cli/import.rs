@@ -23,6 +23,7 @@ pub struct ImportArgs {
 
 /// Runs `prunus import`.
 pub fn run(args: &ImportArgs) -> Result<()> {
+    prunus_tool::atomic::ensure_not_input(&args.output, &[&args.input])?;
     let model = super::import_onnx(&args.input, args.input_shape.clone())?;
     let bytes = model.to_bytes(prunus_format::WriteOptions { f16: args.f16 })?;
     prunus_tool::atomic::write_atomic(&args.output, &bytes, &[&args.input])?;

@@ -22,15 +22,18 @@ pub fn run(file: &Path) -> Result<()> {
     super::print_summary(graph, model.bytes().len());
     let meta = &graph.metadata;
     if let Some(n) = &meta.normalization {
-        println!("normalization: x * {} - mean {:?}, / std {:?}", n.scale, n.mean, n.std);
+        println!(
+            "normalization: x * {} - mean {:?}, / std {:?}",
+            n.scale, n.mean, n.std
+        );
     }
     for (k, v) in &meta.extra {
         println!("{k}: {v}");
     }
     println!();
     println!(
-        "{:>4}  {:<34} {:<18} {:<20} {:>10} {:>12}  {}",
-        "#", "node", "op", "output shape", "params", "MACs", "weights"
+        "{:>4}  {:<34} {:<18} {:<20} {:>10} {:>12}  weights",
+        "#", "node", "op", "output shape", "params", "MACs"
     );
     for (i, node) in graph.nodes.iter().enumerate() {
         let s = node_stats(graph, node);
@@ -42,7 +45,11 @@ pub fn run(file: &Path) -> Result<()> {
                 c.kernel[0],
                 c.kernel[1],
                 c.stride[0],
-                if c.groups > 1 { format!(" g{}", c.groups) } else { String::new() }
+                if c.groups > 1 {
+                    format!(" g{}", c.groups)
+                } else {
+                    String::new()
+                }
             ),
             other => other.kind_name().to_string(),
         };
@@ -64,7 +71,14 @@ fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
-        let tail: String = s.chars().rev().take(n - 1).collect::<Vec<_>>().into_iter().rev().collect();
+        let tail: String = s
+            .chars()
+            .rev()
+            .take(n - 1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         format!("…{tail}")
     }
 }

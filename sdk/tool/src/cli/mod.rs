@@ -19,36 +19,16 @@ use prunus_tool::stats::graph_stats;
 pub fn parse_shape(text: &str) -> Result<Vec<u32>> {
     text.split(',')
         .map(|d| {
-            let v: u32 = d.trim().parse().with_context(|| format!("bad dimension '{d}' in shape '{text}'"))?;
+            let v: u32 = d
+                .trim()
+                .parse()
+                .with_context(|| format!("bad dimension '{d}' in shape '{text}'"))?;
             if v == 0 {
                 bail!("dimension 0 in shape '{text}'");
             }
             Ok(v)
         })
         .collect()
-}
-
-/// A byte buffer aligned for `f32` reads, so `Model::from_bytes` can read weights in place.
-pub struct AlignedBytes {
-    words: Vec<u64>,
-    len: usize,
-}
-
-impl AlignedBytes {
-    /// Copies `bytes` into aligned storage.
-    pub fn new(bytes: &[u8]) -> Self {
-        let mut words = vec![0u64; bytes.len().div_ceil(8)];
-        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        AlignedBytes {
-            words,
-            len: bytes.len(),
-        }
-    }
-
-    /// The bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice::<u64, u8>(&self.words)[..self.len]
-    }
 }
 
 /// Imports an ONNX file (BatchNorm folded, activations fused).
@@ -66,7 +46,10 @@ pub fn print_summary(graph: &Graph, file_bytes: usize) {
     }
     let stats = graph_stats(graph);
     let ops: Vec<String> = ops.iter().map(|(k, v)| format!("{k} x{v}")).collect();
-    println!("model:  {} ({})", graph.metadata.name, graph.metadata.producer);
+    println!(
+        "model:  {} ({})",
+        graph.metadata.name, graph.metadata.producer
+    );
     for input in &graph.inputs {
         let t = &graph.tensors[*input as usize];
         println!("input:  {} {:?}", t.name, t.shape);
@@ -76,9 +59,17 @@ pub fn print_summary(graph: &Graph, file_bytes: usize) {
         println!("output: {} {:?}", t.name, t.shape);
     }
     println!("nodes:  {} ({})", graph.nodes.len(), ops.join(", "));
-    println!("params: {} ({:.3} M)", stats.params, stats.params as f64 / 1e6);
+    println!(
+        "params: {} ({:.3} M)",
+        stats.params,
+        stats.params as f64 / 1e6
+    );
     println!("MACs:   {} ({:.1} M)", stats.macs, stats.macs as f64 / 1e6);
-    println!("size:   {} bytes ({:.2} MB)", file_bytes, file_bytes as f64 / 1e6);
+    println!(
+        "size:   {} bytes ({:.2} MB)",
+        file_bytes,
+        file_bytes as f64 / 1e6
+    );
 }
 
 /// Peak resident set size of this process in KiB (Linux `VmHWM`), if known.

@@ -52,10 +52,16 @@ fn top5(values: &[f32]) -> Vec<usize> {
 
 /// Runs `prunus run`.
 pub fn run(args: &RunArgs) -> Result<()> {
+    let mut inputs: Vec<&Path> = vec![&args.model];
+    inputs.extend(args.input.as_deref());
+    prunus_tool::atomic::ensure_not_input(&args.output, &inputs)?;
     let model = prunus::Model::open(&args.model)?;
     let input_info = model.inputs().next().context("model has no input")?.clone();
     if model.graph().inputs.len() != 1 {
-        bail!("prunus run feeds models with one input; this one has {}", model.graph().inputs.len());
+        bail!(
+            "prunus run feeds models with one input; this one has {}",
+            model.graph().inputs.len()
+        );
     }
     let sample_len = input_info.numel();
     let data = match &args.input {
@@ -95,13 +101,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
         for (k, out) in outputs.iter_mut().enumerate() {
             out.extend_from_slice(session.output(k)?);
         }
-        println!("sample {i}: top-5 of output 0: {:?}", top5(session.output(0)?));
+        println!(
+            "sample {i}: top-5 of output 0: {:?}",
+            top5(session.output(0)?)
+        );
     }
     let n = (data.len() / sample_len) as u64;
-    let mut inputs: Vec<&Path> = vec![&args.model];
-    if let Some(p) = &args.input {
-        inputs.push(p);
-    }
     for (k, (out, info)) in outputs.iter().zip(model.outputs()).enumerate() {
         let mut shape = vec![n];
         shape.extend(info.shape.iter().skip(1).map(|&d| d as u64));

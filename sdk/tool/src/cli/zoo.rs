@@ -31,7 +31,10 @@ pub struct ZooArgs {
 /// Runs `prunus zoo`.
 pub fn run(args: &ZooArgs) -> Result<()> {
     if args.list || args.name.is_none() {
-        println!("{:<20} {:>6} {:>12} {:>10}  source", "family", "input", "params", "MACs");
+        println!(
+            "{:<20} {:>6} {:>12} {:>10}  source",
+            "family", "input", "params", "MACs"
+        );
         for f in FAMILIES {
             println!(
                 "{:<20} {:>6} {:>12} {:>9.0}M  {}",

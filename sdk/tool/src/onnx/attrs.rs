@@ -21,12 +21,10 @@ fn kind(a: &AttributeProto) -> Option<AttributeType> {
 
 impl<'a> NodeRef<'a> {
     fn find(&self, name: &str) -> Option<&'a AttributeProto> {
-        self.proto.attribute.iter().find(|a| a.name.as_deref() == Some(name))
-    }
-
-    /// Whether the attribute is present.
-    pub fn has(&self, name: &str) -> bool {
-        self.find(name).is_some()
+        self.proto
+            .attribute
+            .iter()
+            .find(|a| a.name.as_deref() == Some(name))
     }
 
     /// An error for an attribute of the wrong type.
@@ -62,7 +60,9 @@ impl<'a> NodeRef<'a> {
     pub fn int_opt(&self, name: &str) -> Result<Option<i64>, ImportError> {
         match self.find(name) {
             None => Ok(None),
-            Some(a) if matches!(kind(a), Some(AttributeType::Int) | None) && a.i.is_some() => Ok(a.i),
+            Some(a) if matches!(kind(a), Some(AttributeType::Int) | None) && a.i.is_some() => {
+                Ok(a.i)
+            }
             Some(_) => Err(self.wrong_type(name, "an INT")),
         }
     }
@@ -135,7 +135,10 @@ impl<'a> NodeRef<'a> {
 
     /// Names of the attributes present (for "unsupported attribute" checks).
     pub fn names(&self) -> impl Iterator<Item = &'a str> {
-        self.proto.attribute.iter().filter_map(|a| a.name.as_deref())
+        self.proto
+            .attribute
+            .iter()
+            .filter_map(|a| a.name.as_deref())
     }
 }
 
@@ -144,17 +147,31 @@ mod tests {
     use super::*;
 
     fn attr(name: &str, t: AttributeType) -> AttributeProto {
-        AttributeProto { name: Some(name.into()), r#type: Some(t as i32), ..Default::default() }
+        AttributeProto {
+            name: Some(name.into()),
+            r#type: Some(t as i32),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn wrong_attribute_type_names_node_and_attribute() {
         let mut a = attr("group", AttributeType::Float);
         a.f = Some(2.0);
-        let node = NodeProto { attribute: vec![a], ..Default::default() };
-        let r = NodeRef { name: "conv1", op: "Conv", proto: &node };
+        let node = NodeProto {
+            attribute: vec![a],
+            ..Default::default()
+        };
+        let r = NodeRef {
+            name: "conv1",
+            op: "Conv",
+            proto: &node,
+        };
         let err = r.int("group", 1).unwrap_err().to_string();
-        assert!(err.contains("conv1") && err.contains("Conv") && err.contains("group"), "{err}");
+        assert!(
+            err.contains("conv1") && err.contains("Conv") && err.contains("group"),
+            "{err}"
+        );
         assert_eq!(r.float("group", 0.0).unwrap(), 2.0);
         assert_eq!(r.float("alpha", 0.25).unwrap(), 0.25);
     }
@@ -165,10 +182,20 @@ mod tests {
         a.ints = vec![1, 2, 3, 4];
         let mut s = attr("auto_pad", AttributeType::String);
         s.s = Some(b"SAME_UPPER".to_vec());
-        let node = NodeProto { attribute: vec![a, s], ..Default::default() };
-        let r = NodeRef { name: "n", op: "Conv", proto: &node };
+        let node = NodeProto {
+            attribute: vec![a, s],
+            ..Default::default()
+        };
+        let r = NodeRef {
+            name: "n",
+            op: "Conv",
+            proto: &node,
+        };
         assert_eq!(r.ints_opt("pads").unwrap(), Some(&[1i64, 2, 3, 4][..]));
-        assert_eq!(r.string_opt("auto_pad").unwrap().as_deref(), Some("SAME_UPPER"));
+        assert_eq!(
+            r.string_opt("auto_pad").unwrap().as_deref(),
+            Some("SAME_UPPER")
+        );
         assert!(r.ints_opt("auto_pad").is_err());
         assert_eq!(r.names().count(), 2);
     }

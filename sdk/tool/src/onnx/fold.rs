@@ -7,21 +7,25 @@
 
 use super::ImportError;
 use super::attrs::NodeRef;
+use super::proto::tensor_proto::DataType;
 use super::shape::{
-    broadcast_shape, broadcast_strides, normalize_axis, reshape_target, slice_bounds, strided_indices,
-    strides,
+    broadcast_shape, broadcast_strides, normalize_axis, reshape_target, slice_bounds,
+    strided_indices, strides,
 };
 use super::tensor::{Data, FOLD_MAX_NUMEL, Tensor, checked_numel};
-use super::proto::tensor_proto::DataType;
 
 type R<T> = Result<T, ImportError>;
 
 /// Evaluates `node` on constant `inputs` (one entry per input slot, `None` for an omitted
 /// optional input). Returns `Ok(None)` when the op is not one the folder knows, so the
 /// caller can lower it (or report it) instead.
-pub fn eval(n: &NodeRef, inputs: &[Option<&Tensor>], opset: i64) -> R<Option<Vec<Tensor>>> {
+pub fn eval(n: &NodeRef, inputs: &[Option<&Tensor>]) -> R<Option<Vec<Tensor>>> {
     let input = |i: usize| -> R<&Tensor> {
-        inputs.get(i).copied().flatten().ok_or_else(|| n.error(format!("input {i} is missing")))
+        inputs
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| n.error(format!("input {i} is missing")))
     };
     let opt = |i: usize| inputs.get(i).copied().flatten();
     let out = match n.op {
@@ -31,16 +35,22 @@ pub fn eval(n: &NodeRef, inputs: &[Option<&Tensor>], opset: i64) -> R<Option<Vec
             let x = input(0)?;
             let shape = reshape_target(&x.shape, &input(1)?.to_i64(), n.int("allowzero", 0)? != 0)
                 .map_err(|e| n.error(e))?;
-            Tensor { shape, data: x.data.clone() }
+            Tensor {
+                shape,
+                data: x.data.clone(),
+            }
         }
         "Flatten" => {
             let x = input(0)?;
             let axis = normalize_axis(n.int("axis", 1)?, x.shape.len() + 1)
                 .ok_or_else(|| n.unsupported("axis", n.int("axis", 1)))?;
             let outer = x.shape[..axis].iter().product();
-            Tensor { shape: vec![outer, x.numel() / outer.max(1)], data: x.data.clone() }
+            Tensor {
+                shape: vec![outer, x.numel() / outer.max(1)],
+                data: x.data.clone(),
+            }
         }
-        "Unsqueeze" | "Squeeze" => squeeze(n, input(0)?, opt(1), opset)?,
+        "Unsqueeze" | "Squeeze" => squeeze(n, input(0)?, opt(1))?,
         "Gather" => gather(n, input(0)?, input(1)?)?,
         "Concat" => concat(n, inputs)?,
         "Slice" => slice(n, input(0)?, input(1)?, input(2)?, opt(3), opt(4))?,
@@ -48,8 +58,15 @@ pub fn eval(n: &NodeRef, inputs: &[Option<&Tensor>], opset: i64) -> R<Option<Vec
         "Expand" => {
             let x = input(0)?;
             let target = dims(n, &input(1)?.to_i64())?;
-            let shape = broadcast_shape(&x.shape, &target).ok_or_else(|| n.error("bad Expand shape"))?;
-            view(n, x, &shape.clone(), &broadcast_strides(&x.shape, &shape), 0)?
+            let shape =
+                broadcast_shape(&x.shape, &target).ok_or_else(|| n.error("bad Expand shape"))?;
+            view(
+                n,
+                x,
+                &shape.clone(),
+                &broadcast_strides(&x.shape, &shape),
+                0,
+            )?
         }
         "ConstantOfShape" => {
             let shape = dims(n, &input(0)?.to_i64())?;
@@ -103,35 +120,54 @@ fn view(n: &NodeRef, x: &Tensor, out: &[usize], st: &[isize], offset: isize) -> 
     if idx.iter().any(|&i| i >= x.numel()) && !idx.is_empty() {
         return Err(n.error("index out of range"));
     }
-    Ok(Tensor { shape: out.to_vec(), data: x.data.take(&idx) })
+    Ok(Tensor {
+        shape: out.to_vec(),
+        data: x.data.take(&idx),
+    })
 }
 
 fn cast(n: &NodeRef, x: &Tensor) -> R<Tensor> {
-    let to = n.int_opt("to")?.ok_or_else(|| n.error("missing attribute 'to'"))?;
-    let float = [DataType::Float, DataType::Double, DataType::Float16, DataType::Bfloat16];
+    let to = n
+        .int_opt("to")?
+        .ok_or_else(|| n.error("missing attribute 'to'"))?;
+    let float = [
+        DataType::Float,
+        DataType::Double,
+        DataType::Float16,
+        DataType::Bfloat16,
+    ];
     Ok(match DataType::try_from(to as i32) {
         Ok(t) if float.contains(&t) => Tensor::f32(x.shape.clone(), x.to_f32()),
-        Ok(DataType::Bool) => {
-            Tensor::i64(x.shape.clone(), x.to_f32().iter().map(|&v| (v != 0.0) as i64).collect())
-        }
+        Ok(DataType::Bool) => Tensor::i64(
+            x.shape.clone(),
+            x.to_f32().iter().map(|&v| (v != 0.0) as i64).collect(),
+        ),
         Ok(DataType::String | DataType::Undefined) | Err(_) => return Err(n.unsupported("to", to)),
         Ok(_) => Tensor::i64(x.shape.clone(), x.to_i64()),
     })
 }
 
-fn squeeze(n: &NodeRef, x: &Tensor, axes_in: Option<&Tensor>, opset: i64) -> R<Tensor> {
-    let axes: Option<Vec<i64>> = if opset >= 13 {
-        axes_in.map(Tensor::to_i64)
-    } else {
-        n.ints_opt("axes")?.map(<[i64]>::to_vec)
-    };
+/// `axes` of `Squeeze`/`Unsqueeze`/`ReduceMean`: an input from opset 13 (18 for reductions),
+/// an attribute before; either form is accepted whatever the opset.
+pub fn axes_of(n: &NodeRef, input: Option<&Tensor>) -> R<Option<Vec<i64>>> {
+    match input {
+        Some(t) => Ok(Some(t.to_i64())),
+        None => Ok(n.ints_opt("axes")?.map(<[i64]>::to_vec)),
+    }
+}
+
+fn squeeze(n: &NodeRef, x: &Tensor, axes_in: Option<&Tensor>) -> R<Tensor> {
+    let axes = axes_of(n, axes_in)?;
     let shape = if n.op == "Unsqueeze" {
         let axes = axes.ok_or_else(|| n.error("Unsqueeze needs axes"))?;
         unsqueeze_shape(&x.shape, &axes).ok_or_else(|| n.unsupported("axes", &axes))?
     } else {
         squeeze_shape(&x.shape, axes.as_deref()).ok_or_else(|| n.unsupported("axes", &axes))?
     };
-    Ok(Tensor { shape, data: x.data.clone() })
+    Ok(Tensor {
+        shape,
+        data: x.data.clone(),
+    })
 }
 
 /// Shape after `Unsqueeze` with `axes` (relative to the output rank).
@@ -145,7 +181,9 @@ pub fn unsqueeze_shape(shape: &[usize], axes: &[i64]) -> Option<Vec<usize>> {
         }
     }
     let mut rest = shape.iter();
-    ones.iter().map(|&one| if one { Some(1) } else { rest.next().copied() }).collect()
+    ones.iter()
+        .map(|&one| if one { Some(1) } else { rest.next().copied() })
+        .collect()
 }
 
 /// Shape after `Squeeze` of `axes` (all size-1 axes when `None`).
@@ -163,7 +201,14 @@ pub fn squeeze_shape(shape: &[usize], axes: Option<&[i64]>) -> Option<Vec<usize>
             }
         }
     }
-    Some(shape.iter().zip(&drop).filter(|(_, k)| !**k).map(|(&d, _)| d).collect())
+    Some(
+        shape
+            .iter()
+            .zip(&drop)
+            .filter(|(_, k)| !**k)
+            .map(|(&d, _)| d)
+            .collect(),
+    )
 }
 
 fn gather(n: &NodeRef, x: &Tensor, indices: &Tensor) -> R<Tensor> {
@@ -187,21 +232,31 @@ fn gather(n: &NodeRef, x: &Tensor, indices: &Tensor) -> R<Tensor> {
             idx.extend(base..base + inner);
         }
     }
-    Ok(Tensor { shape, data: x.data.take(&idx) })
+    Ok(Tensor {
+        shape,
+        data: x.data.take(&idx),
+    })
 }
 
 fn concat(n: &NodeRef, inputs: &[Option<&Tensor>]) -> R<Tensor> {
     let parts: Vec<&Tensor> = inputs.iter().flatten().copied().collect();
     let first = parts.first().ok_or_else(|| n.error("no inputs"))?;
     let rank = first.shape.len();
-    let axis = normalize_axis(n.int("axis", 0)?, rank).ok_or_else(|| n.unsupported("axis", n.int("axis", 0)))?;
+    let axis = normalize_axis(n.int("axis", 0)?, rank)
+        .ok_or_else(|| n.unsupported("axis", n.int("axis", 0)))?;
     let mut shape = first.shape.clone();
     shape[axis] = 0;
     for p in &parts {
         let same = p.shape.len() == rank
-            && p.shape.iter().enumerate().all(|(i, &d)| i == axis || d == first.shape[i]);
+            && p.shape
+                .iter()
+                .enumerate()
+                .all(|(i, &d)| i == axis || d == first.shape[i]);
         if !same {
-            return Err(n.error(format!("cannot concatenate {:?} and {:?}", first.shape, p.shape)));
+            return Err(n.error(format!(
+                "cannot concatenate {:?} and {:?}",
+                first.shape, p.shape
+            )));
         }
         shape[axis] += p.shape[axis];
     }
@@ -242,8 +297,12 @@ fn slice(
     steps: Option<&Tensor>,
 ) -> R<Tensor> {
     let (starts, ends) = (starts.to_i64(), ends.to_i64());
-    let axes = axes.map(Tensor::to_i64).unwrap_or_else(|| (0..starts.len() as i64).collect());
-    let steps = steps.map(Tensor::to_i64).unwrap_or_else(|| vec![1; starts.len()]);
+    let axes = axes
+        .map(Tensor::to_i64)
+        .unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let steps = steps
+        .map(Tensor::to_i64)
+        .unwrap_or_else(|| vec![1; starts.len()]);
     if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
         return Err(n.error("starts, ends, axes and steps differ in length"));
     }
@@ -252,12 +311,13 @@ fn slice(
     let mut st: Vec<isize> = base.iter().map(|&s| s as isize).collect();
     let mut offset = 0isize;
     for i in 0..starts.len() {
-        let a = normalize_axis(axes[i], x.shape.len()).ok_or_else(|| n.unsupported("axes", &axes))?;
+        let a =
+            normalize_axis(axes[i], x.shape.len()).ok_or_else(|| n.unsupported("axes", &axes))?;
         let (first, step, count) = slice_bounds(x.shape[a], starts[i], ends[i], steps[i])
             .ok_or_else(|| n.unsupported("steps", &steps))?;
         out[a] = count;
-        offset += first as isize * base[a] as isize;
-        st[a] = base[a] as isize * step as isize;
+        offset = offset.wrapping_add((first as isize).wrapping_mul(base[a] as isize));
+        st[a] = (base[a] as isize).wrapping_mul(step as isize);
     }
     view(n, x, &out, &st, offset)
 }
@@ -265,7 +325,10 @@ fn slice(
 fn transpose(n: &NodeRef, x: &Tensor) -> R<Tensor> {
     let rank = x.shape.len();
     let perm: Vec<usize> = match n.ints_opt("perm")? {
-        Some(p) => p.iter().map(|&a| normalize_axis(a, rank)).collect::<Option<_>>()
+        Some(p) => p
+            .iter()
+            .map(|&a| normalize_axis(a, rank))
+            .collect::<Option<_>>()
             .ok_or_else(|| n.unsupported("perm", p))?,
         None => (0..rank).rev().collect(),
     };
@@ -280,8 +343,13 @@ fn transpose(n: &NodeRef, x: &Tensor) -> R<Tensor> {
 }
 
 fn range(n: &NodeRef, start: &Tensor, limit_t: &Tensor, delta: &Tensor) -> R<Tensor> {
-    let float = [start, limit_t, delta].iter().any(|t| matches!(t.data, Data::F32(_)));
-    let s = |t: &Tensor| t.scalar_f32().ok_or_else(|| n.error("Range inputs must be scalars"));
+    let float = [start, limit_t, delta]
+        .iter()
+        .any(|t| matches!(t.data, Data::F32(_)));
+    let s = |t: &Tensor| {
+        t.scalar_f32()
+            .ok_or_else(|| n.error("Range inputs must be scalars"))
+    };
     let (a, b, d) = (s(start)? as f64, s(limit_t)? as f64, s(delta)? as f64);
     let count = ((b - a) / d).ceil();
     if !count.is_finite() {
@@ -290,15 +358,22 @@ fn range(n: &NodeRef, start: &Tensor, limit_t: &Tensor, delta: &Tensor) -> R<Ten
     let count = count.max(0.0) as usize;
     limit(n, &[count])?;
     Ok(if float {
-        Tensor::f32(vec![count], (0..count).map(|i| (a + i as f64 * d) as f32).collect())
+        Tensor::f32(
+            vec![count],
+            (0..count).map(|i| (a + i as f64 * d) as f32).collect(),
+        )
     } else {
-        Tensor::i64(vec![count], (0..count).map(|i| (a + i as f64 * d) as i64).collect())
+        Tensor::i64(
+            vec![count],
+            (0..count).map(|i| (a + i as f64 * d) as i64).collect(),
+        )
     })
 }
 
 /// Both operands broadcast to a common shape: `(shape, indices into a, indices into b)`.
 fn broadcast2(n: &NodeRef, a: &[usize], b: &[usize]) -> R<(Vec<usize>, Vec<usize>, Vec<usize>)> {
-    let shape = broadcast_shape(a, b).ok_or_else(|| n.error(format!("cannot broadcast {a:?} with {b:?}")))?;
+    let shape = broadcast_shape(a, b)
+        .ok_or_else(|| n.error(format!("cannot broadcast {a:?} with {b:?}")))?;
     limit(n, &shape)?;
     let ia = strided_indices(&shape, &broadcast_strides(a, &shape), 0);
     let ib = strided_indices(&shape, &broadcast_strides(b, &shape), 0);
@@ -319,7 +394,9 @@ fn binary(n: &NodeRef, a: &Tensor, b: &Tensor) -> R<Tensor> {
         let (x, y) = (a.to_f32(), b.to_f32());
         let pairs = ia.iter().zip(&ib).map(|(&i, &j)| (x[i], y[j]));
         if matches!(n.op, "Equal" | "Less" | "Greater") {
-            let v = pairs.map(|(p, q)| p.partial_cmp(&q).map_or(0, cmp)).collect();
+            let v = pairs
+                .map(|(p, q)| p.partial_cmp(&q).map_or(0, cmp))
+                .collect();
             return Ok(Tensor::i64(shape, v));
         }
         let f = |p: f32, q: f32| match n.op {
@@ -341,7 +418,9 @@ fn binary(n: &NodeRef, a: &Tensor, b: &Tensor) -> R<Tensor> {
                 "Add" => p.wrapping_add(q),
                 "Sub" => p.wrapping_sub(q),
                 "Mul" => p.wrapping_mul(q),
-                "Div" => p.checked_div(q).ok_or_else(|| n.error("integer division by zero"))?,
+                "Div" => p
+                    .checked_div(q)
+                    .ok_or_else(|| n.error("integer division by zero"))?,
                 "Pow" => p.wrapping_pow(q.clamp(0, u32::MAX as i64) as u32),
                 "Min" => p.min(q),
                 "Max" => p.max(q),
@@ -360,15 +439,17 @@ fn where_(n: &NodeRef, cond: &Tensor, x: &Tensor, y: &Tensor) -> R<Tensor> {
     let (ic, ix, iy) = (at(cond), at(x), at(y));
     let c = cond.to_i64();
     let pick: Vec<bool> = ic.iter().map(|&i| c[i] != 0).collect();
-    Ok(if matches!(x.data, Data::F32(_)) || matches!(y.data, Data::F32(_)) {
-        let (xv, yv) = (x.to_f32(), y.to_f32());
-        let v = (0..pick.len()).map(|k| if pick[k] { xv[ix[k]] } else { yv[iy[k]] });
-        Tensor::f32(shape, v.collect())
-    } else {
-        let (xv, yv) = (x.to_i64(), y.to_i64());
-        let v = (0..pick.len()).map(|k| if pick[k] { xv[ix[k]] } else { yv[iy[k]] });
-        Tensor::i64(shape, v.collect())
-    })
+    Ok(
+        if matches!(x.data, Data::F32(_)) || matches!(y.data, Data::F32(_)) {
+            let (xv, yv) = (x.to_f32(), y.to_f32());
+            let v = (0..pick.len()).map(|k| if pick[k] { xv[ix[k]] } else { yv[iy[k]] });
+            Tensor::f32(shape, v.collect())
+        } else {
+            let (xv, yv) = (x.to_i64(), y.to_i64());
+            let v = (0..pick.len()).map(|k| if pick[k] { xv[ix[k]] } else { yv[iy[k]] });
+            Tensor::i64(shape, v.collect())
+        },
+    )
 }
 
 fn unary(n: &NodeRef, x: &Tensor) -> Tensor {

@@ -7,9 +7,9 @@ use std::rc::Rc;
 use prunus_format::{Op, TensorId};
 
 use super::attrs::NodeRef;
-use super::proto::{GraphProto, NodeProto, ValueInfoProto};
 use super::proto::tensor_proto::DataType;
 use super::proto::tensor_shape_proto::dimension::Value as Dim;
+use super::proto::{GraphProto, NodeProto, ValueInfoProto};
 use super::tensor::{self, Tensor};
 use super::{ImportError, ImportOptions, fold, lower};
 use crate::IrModel;
@@ -75,7 +75,9 @@ impl Importer {
             return Ok(());
         }
         if self.values.insert(name.to_string(), value).is_some() {
-            return Err(ImportError::InvalidModel(format!("tensor '{name}' is defined twice")));
+            return Err(ImportError::InvalidModel(format!(
+                "tensor '{name}' is defined twice"
+            )));
         }
         Ok(())
     }
@@ -125,7 +127,8 @@ impl Importer {
 
     /// Input slot `i`, which must be present and constant.
     pub fn required_constant(&self, n: &NodeRef, i: usize) -> R<Rc<Tensor>> {
-        self.constant(n, i)?.ok_or_else(|| n.error(format!("required input {i} is missing")))
+        self.constant(n, i)?
+            .ok_or_else(|| n.error(format!("required input {i} is missing")))
     }
 
     /// Name of output slot `i` (empty when the model does not use it).
@@ -135,7 +138,14 @@ impl Importer {
 
     /// Adds an IR node producing output slot `out` of ONNX node `n`; the IR tensor takes the
     /// ONNX output name and the IR node the ONNX node name.
-    pub fn emit(&mut self, n: &NodeRef, out: usize, op: Op, inputs: &[TensorId], shape: Option<Vec<u32>>) -> R<TensorId> {
+    pub fn emit(
+        &mut self,
+        n: &NodeRef,
+        out: usize,
+        op: Op,
+        inputs: &[TensorId],
+        shape: Option<Vec<u32>>,
+    ) -> R<TensorId> {
         let name = self.output_name(n, out).to_string();
         if name.is_empty() {
             return Err(n.error(format!("output {out} has no name")));
@@ -146,12 +156,21 @@ impl Importer {
     }
 
     /// Adds an IR node whose output tensor is called `tensor` (not bound to an ONNX name).
-    pub fn emit_named(&mut self, n: &NodeRef, tensor: &str, op: Op, inputs: &[TensorId], shape: Option<Vec<u32>>) -> R<TensorId> {
-        let id = self.model.add_node_with_shape(tensor, op, inputs, shape).map_err(|e| ImportError::Shape {
-            node: n.name.to_string(),
-            op: n.op.to_string(),
-            reason: format!("{} ({})", e.reason, e.op),
-        })?;
+    pub fn emit_named(
+        &mut self,
+        n: &NodeRef,
+        tensor: &str,
+        op: Op,
+        inputs: &[TensorId],
+        shape: Option<Vec<u32>>,
+    ) -> R<TensorId> {
+        let id = self
+            .model
+            .add_node_with_shape(tensor, op, inputs, shape)
+            .map_err(|e| ImportError::Shape {
+                node: n.name.to_string(),
+                reason: format!("{} (as {}): {}", n.op, e.op, e.reason),
+            })?;
         if let Some(node) = self.model.graph.nodes.last_mut() {
             node.name = n.name.to_string();
         }
@@ -165,28 +184,39 @@ impl Importer {
 
     /// Declares the graph's activation inputs (those not also initializers).
     pub fn declare_inputs(&mut self, graph: &GraphProto, options: &ImportOptions) -> R<()> {
-        let mut first = true;
+        let mut override_shape = options.input_shape.as_deref();
         for vi in &graph.input {
             let name = vi.name.clone().unwrap_or_default();
             if self.values.contains_key(&name) {
                 continue; // an initializer listed as an input (IR version < 4 style)
             }
-            let shape = input_shape(vi, &name, if first { options.input_shape.as_deref() } else { None })?;
-            first = false;
-            let nhwc = shape.len() == 4 && feeds_only_nhwc_transposes(graph, &name);
-            let declared = if nhwc { vec![shape[0], shape[3], shape[1], shape[2]] } else { shape };
-            let id = self.model.add_input(&name, &declared);
-            if let Err(reason) = prunus_format::infer::check_dims(&declared.iter().map(|&d| d as u64).collect::<Vec<_>>()) {
-                return Err(ImportError::Input { input: name, reason });
+            let shape = input_shape(vi, &name, override_shape.take())?;
+            let err = |reason: String| ImportError::Input {
+                input: name.clone(),
+                reason,
+            };
+            let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+            prunus_format::infer::check_dims(&dims).map_err(err)?;
+            if shape.first().is_some_and(|&n| n != 1) {
+                return Err(err(format!("shape {shape:?}: only batch 1 is supported")));
             }
+            let nhwc = shape.len() == 4 && feeds_only_nhwc_transposes(graph, &name);
+            let declared = match shape.as_slice() {
+                &[n, h, w, c] if nhwc => vec![n, c, h, w],
+                _ => shape,
+            };
+            let id = self.model.add_input(&name, &declared);
             if nhwc {
                 self.nhwc_inputs.insert(id);
-                self.model.graph.metadata.extra.push(("input_layout_source".into(), "NHWC".into()));
+                let extra = &mut self.model.graph.metadata.extra;
+                extra.push(("input_layout_source".into(), "NHWC".into()));
             }
             self.define(&name, Value::Act(id))?;
         }
         if self.model.graph.inputs.is_empty() {
-            return Err(ImportError::InvalidModel("the graph has no activation input".into()));
+            return Err(ImportError::InvalidModel(
+                "the graph has no activation input".into(),
+            ));
         }
         Ok(())
     }
@@ -194,11 +224,18 @@ impl Importer {
     /// Imports one node: folds it when all its inputs are constants, lowers it otherwise.
     pub fn node(&mut self, proto: &NodeProto, index: usize) -> R<()> {
         let label = node_label(proto, index);
-        let n = NodeRef { name: &label, op: proto.op_type(), proto };
+        let n = NodeRef {
+            name: &label,
+            op: proto.op_type(),
+            proto,
+        };
         match proto.domain.as_deref() {
             None | Some("") | Some("ai.onnx") => {}
             Some(domain) => {
-                return Err(ImportError::UnsupportedOp { node: label.clone(), op: format!("{domain}.{}", n.op) });
+                return Err(ImportError::UnsupportedOp {
+                    node: label.clone(),
+                    op: format!("{domain}.{}", n.op),
+                });
             }
         }
         if n.op == "Constant" {
@@ -219,7 +256,7 @@ impl Importer {
         }
         if all_const {
             let refs: Vec<Option<&Tensor>> = consts.iter().map(|t| t.as_deref()).collect();
-            if let Some(outs) = fold::eval(&n, &refs, self.opset)? {
+            if let Some(outs) = fold::eval(&n, &refs)? {
                 for (i, t) in outs.into_iter().enumerate() {
                     let name = self.output_name(&n, i);
                     self.define(name, Value::Const(Rc::new(t)))?;
@@ -249,17 +286,25 @@ impl Importer {
         let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
         let start = clamp(n.int("start", 0)?);
         let end = clamp(n.int("end", rank)?).max(start);
-        Ok(Some(Tensor::i64(vec![end - start], dims[start..end].to_vec())))
+        Ok(Some(Tensor::i64(
+            vec![end - start],
+            dims[start..end].to_vec(),
+        )))
     }
 
     /// Binds the initializers as constants.
     pub fn declare_initializers(&mut self, graph: &GraphProto) -> R<()> {
         for t in &graph.initializer {
             let value = tensor::decode(t)?;
-            self.define(t.name.as_deref().unwrap_or_default(), Value::Const(Rc::new(value)))?;
+            self.define(
+                t.name.as_deref().unwrap_or_default(),
+                Value::Const(Rc::new(value)),
+            )?;
         }
         if !graph.sparse_initializer.is_empty() {
-            return Err(ImportError::InvalidModel("sparse initializers are not supported".into()));
+            return Err(ImportError::InvalidModel(
+                "sparse initializers are not supported".into(),
+            ));
         }
         Ok(())
     }
@@ -291,7 +336,10 @@ fn constant_node(n: &NodeRef) -> R<Tensor> {
 /// The shape of graph input `vi`: the batch dimension defaults to 1 when symbolic, an
 /// `override_shape` replaces the declared one, any other unknown dimension is an error.
 fn input_shape(vi: &ValueInfoProto, name: &str, override_shape: Option<&[u32]>) -> R<Vec<u32>> {
-    let err = |reason: String| ImportError::Input { input: name.to_string(), reason };
+    let err = |reason: String| ImportError::Input {
+        input: name.to_string(),
+        reason,
+    };
     let tensor = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(super::proto::type_proto::Value::TensorType(t)) => Some(t),
         None => None,
@@ -300,14 +348,23 @@ fn input_shape(vi: &ValueInfoProto, name: &str, override_shape: Option<&[u32]>) 
     if let Some(t) = tensor {
         let elem = t.elem_type.unwrap_or(DataType::Float as i32);
         if elem != DataType::Float as i32 {
-            let ty = DataType::try_from(elem).map_or(format!("{elem}"), |d| d.as_str_name().to_string());
-            return Err(err(format!("element type {ty}; only FLOAT inputs are supported")));
+            let ty =
+                DataType::try_from(elem).map_or(format!("{elem}"), |d| d.as_str_name().to_string());
+            return Err(err(format!(
+                "element type {ty}; only FLOAT inputs are supported"
+            )));
         }
     }
-    let dims = tensor.and_then(|t| t.shape.as_ref()).map(|s| s.dim.as_slice());
+    let dims = tensor
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| s.dim.as_slice());
     if let Some(shape) = override_shape {
         if let Some(d) = dims.filter(|d| d.len() != shape.len()) {
-            return Err(err(format!("override {shape:?} has rank {}, the model's input has rank {}", shape.len(), d.len())));
+            return Err(err(format!(
+                "override {shape:?} has rank {}, the model's input has rank {}",
+                shape.len(),
+                d.len()
+            )));
         }
         if shape.contains(&0) {
             return Err(err(format!("override {shape:?} has a zero dimension")));
@@ -317,19 +374,29 @@ fn input_shape(vi: &ValueInfoProto, name: &str, override_shape: Option<&[u32]>) 
     let dims = dims.ok_or_else(|| err("the model gives no shape: pass an input shape".into()))?;
     dims.iter()
         .enumerate()
-        .map(|(i, d)| match d.value {
-            Some(Dim::DimValue(v)) if v > 0 && v <= u32::MAX as i64 => Ok(v as u32),
-            Some(Dim::DimValue(v)) if v > 0 => Err(err(format!("dimension {i} = {v} is too large"))),
+        .map(|(i, d)| match &d.value {
+            Some(Dim::DimValue(v)) if *v > 0 && *v <= u32::MAX as i64 => Ok(*v as u32),
+            Some(Dim::DimValue(v)) if *v > 0 => {
+                Err(err(format!("dimension {i} = {v} is too large")))
+            }
             _ if i == 0 => Ok(1),
-            Some(Dim::DimParam(p)) => Err(err(format!("dimension {i} is symbolic ('{p}'): pass an input shape"))),
-            _ => Err(err(format!("dimension {i} is unknown: pass an input shape"))),
+            Some(Dim::DimParam(p)) => Err(err(format!(
+                "dimension {i} is symbolic ('{p}'): pass an input shape"
+            ))),
+            _ => Err(err(format!(
+                "dimension {i} is unknown: pass an input shape"
+            ))),
         })
         .collect()
 }
 
 /// Whether every consumer of `input` is a `Transpose` with `perm = [0, 3, 1, 2]`.
 fn feeds_only_nhwc_transposes(graph: &GraphProto, input: &str) -> bool {
-    let mut consumers = graph.node.iter().filter(|n| n.input.iter().any(|i| i == input)).peekable();
+    let mut consumers = graph
+        .node
+        .iter()
+        .filter(|n| n.input.iter().any(|i| i == input))
+        .peekable();
     consumers.peek().is_some()
         && consumers.all(|n| {
             n.op_type() == "Transpose"
@@ -337,5 +404,8 @@ fn feeds_only_nhwc_transposes(graph: &GraphProto, input: &str) -> bool {
                     .iter()
                     .any(|a| a.name.as_deref() == Some("perm") && a.ints == [0, 3, 1, 2])
         })
-        && !graph.output.iter().any(|o| o.name.as_deref() == Some(input))
+        && !graph
+            .output
+            .iter()
+            .any(|o| o.name.as_deref() == Some(input))
 }

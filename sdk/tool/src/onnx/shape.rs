@@ -50,7 +50,7 @@ pub fn broadcast_strides(from: &[usize], to: &[usize]) -> Vec<isize> {
 /// Source indices, in output order, of a strided view: element `idx` of the output (shape
 /// `out`) reads `offset + sum(idx[i] * strides[i])`.
 pub fn strided_indices(out: &[usize], strides: &[isize], offset: isize) -> Vec<usize> {
-    let numel: usize = out.iter().product();
+    let numel = out.iter().fold(1usize, |a, &d| a.saturating_mul(d));
     let mut result = Vec::with_capacity(numel);
     if numel == 0 {
         return result;
@@ -61,11 +61,11 @@ pub fn strided_indices(out: &[usize], strides: &[isize], offset: isize) -> Vec<u
         result.push(pos.max(0) as usize);
         for axis in (0..out.len()).rev() {
             idx[axis] += 1;
-            pos += strides[axis];
+            pos = pos.wrapping_add(strides[axis]);
             if idx[axis] < out[axis] {
                 break;
             }
-            pos -= strides[axis] * out[axis] as isize;
+            pos = pos.wrapping_sub(strides[axis].wrapping_mul(out[axis] as isize));
             idx[axis] = 0;
         }
     }
@@ -74,7 +74,11 @@ pub fn strided_indices(out: &[usize], strides: &[isize], offset: isize) -> Vec<u
 
 /// The shape `Reshape` produces: `0` copies the input dimension (unless `allowzero`),
 /// `-1` is inferred from the element count.
-pub fn reshape_target(input: &[usize], shape: &[i64], allowzero: bool) -> Result<Vec<usize>, String> {
+pub fn reshape_target(
+    input: &[usize],
+    shape: &[i64],
+    allowzero: bool,
+) -> Result<Vec<usize>, String> {
     let numel: usize = input.iter().product();
     let mut out = Vec::with_capacity(shape.len());
     let mut infer = None;
@@ -97,12 +101,14 @@ pub fn reshape_target(input: &[usize], shape: &[i64], allowzero: bool) -> Result
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| format!("reshape target {shape:?} overflows"))?;
     if let Some(i) = infer {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} to {shape:?}"));
         }
         out[i] = numel / known;
     } else if known != numel {
-        return Err(format!("cannot reshape {input:?} ({numel} elements) to {shape:?}"));
+        return Err(format!(
+            "cannot reshape {input:?} ({numel} elements) to {shape:?}"
+        ));
     }
     Ok(out)
 }
@@ -122,20 +128,35 @@ pub fn slice_bounds(dim: usize, start: i64, end: i64, step: i64) -> Option<(i64,
         (start.clamp(0, d - 1), end.clamp(-1, d - 1))
     };
     let span = if step > 0 { end - start } else { start - end };
-    let count = if span <= 0 { 0 } else { (span + step.abs() - 1) / step.abs() };
+    let count = if span <= 0 {
+        0
+    } else {
+        (span as u64).div_ceil(step.unsigned_abs())
+    };
     Some((start, step, count as usize))
 }
 
 /// Output size of a pooling window along one axis, in floor or ceil mode; in ceil mode the
 /// last window must start inside the input or its leading padding (the ONNX/PyTorch rule).
-pub fn pool_out(size: u64, pad0: u64, pad1: u64, kernel: u64, stride: u64, ceil: bool) -> Option<u64> {
+pub fn pool_out(
+    size: u64,
+    pad0: u64,
+    pad1: u64,
+    kernel: u64,
+    stride: u64,
+    ceil: bool,
+) -> Option<u64> {
     let padded = size.checked_add(pad0)?.checked_add(pad1)?;
     if kernel == 0 || stride == 0 || padded < kernel {
         return None;
     }
     let span = padded - kernel;
-    let mut out = if ceil { span.div_ceil(stride) + 1 } else { span / stride + 1 };
-    if ceil && out > 1 && (out - 1) * stride >= size + pad0 {
+    let mut out = if ceil {
+        span.div_ceil(stride) + 1
+    } else {
+        span / stride + 1
+    };
+    if ceil && out > 1 && (out - 1).saturating_mul(stride) >= size + pad0 {
         out -= 1;
     }
     Some(out)
@@ -144,10 +165,20 @@ pub fn pool_out(size: u64, pad0: u64, pad1: u64, kernel: u64, stride: u64, ceil:
 /// `auto_pad` `SAME_UPPER`/`SAME_LOWER` padding `(begin, end)` along one axis.
 pub fn same_pads(size: u64, kernel: u64, stride: u64, dilation: u64, upper: bool) -> (u64, u64) {
     let out = size.div_ceil(stride.max(1));
-    let span = dilation * kernel.saturating_sub(1) + 1;
-    let total = ((out.saturating_sub(1)) * stride + span).saturating_sub(size);
+    let span = dilation
+        .saturating_mul(kernel.saturating_sub(1))
+        .saturating_add(1);
+    let total = out
+        .saturating_sub(1)
+        .saturating_mul(stride)
+        .saturating_add(span)
+        .saturating_sub(size);
     let small = total / 2;
-    if upper { (small, total - small) } else { (total - small, small) }
+    if upper {
+        (small, total - small)
+    } else {
+        (total - small, small)
+    }
 }
 
 #[cfg(test)]
@@ -156,8 +187,14 @@ mod tests {
 
     #[test]
     fn reshape_zero_and_minus_one() {
-        assert_eq!(reshape_target(&[1, 8, 2, 2], &[0, -1], false).unwrap(), vec![1, 32]);
-        assert_eq!(reshape_target(&[1, 8, 2, 2], &[1, 2, 4, 2, 2], false).unwrap(), vec![1, 2, 4, 2, 2]);
+        assert_eq!(
+            reshape_target(&[1, 8, 2, 2], &[0, -1], false).unwrap(),
+            vec![1, 32]
+        );
+        assert_eq!(
+            reshape_target(&[1, 8, 2, 2], &[1, 2, 4, 2, 2], false).unwrap(),
+            vec![1, 2, 4, 2, 2]
+        );
         assert!(reshape_target(&[1, 8], &[-1, -1], false).is_err());
         assert!(reshape_target(&[1, 8], &[3, -1], false).is_err());
         assert!(reshape_target(&[1, 8], &[i64::MAX, i64::MAX, 2], false).is_err());
@@ -194,9 +231,15 @@ mod tests {
     fn strided_view_transposes_and_broadcasts() {
         // [2,3] transposed -> [3,2]
         assert_eq!(strided_indices(&[3, 2], &[1, 3], 0), vec![0, 3, 1, 4, 2, 5]);
-        assert_eq!(broadcast_shape(&[1, 4, 1, 1], &[2, 1]), Some(vec![1, 4, 2, 1]));
+        assert_eq!(
+            broadcast_shape(&[1, 4, 1, 1], &[2, 1]),
+            Some(vec![1, 4, 2, 1])
+        );
         assert_eq!(broadcast_shape(&[3], &[4]), None);
         let s = broadcast_strides(&[3, 1], &[2, 3, 2]);
-        assert_eq!(strided_indices(&[2, 3, 2], &s, 0), vec![0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2]);
+        assert_eq!(
+            strided_indices(&[2, 3, 2], &s, 0),
+            vec![0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2]
+        );
     }
 }

@@ -40,11 +40,6 @@ impl Data {
         }
     }
 
-    /// Whether there are no values.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The values picked at `indices` (each must be `< self.len()`, checked by callers).
     pub fn take(&self, indices: &[usize]) -> Data {
         match self {
@@ -57,12 +52,18 @@ impl Data {
 impl Tensor {
     /// A tensor of `f32` values.
     pub fn f32(shape: Vec<usize>, data: Vec<f32>) -> Tensor {
-        Tensor { shape, data: Data::F32(data) }
+        Tensor {
+            shape,
+            data: Data::F32(data),
+        }
     }
 
     /// A tensor of `i64` values.
     pub fn i64(shape: Vec<usize>, data: Vec<i64>) -> Tensor {
-        Tensor { shape, data: Data::I64(data) }
+        Tensor {
+            shape,
+            data: Data::I64(data),
+        }
     }
 
     /// Number of elements.
@@ -88,12 +89,9 @@ impl Tensor {
 
     /// The single value of a one-element tensor, as `f32`.
     pub fn scalar_f32(&self) -> Option<f32> {
-        (self.numel() == 1).then(|| self.to_f32().first().copied()).flatten()
-    }
-
-    /// The single value of a one-element tensor, as `i64`.
-    pub fn scalar_i64(&self) -> Option<i64> {
-        (self.numel() == 1).then(|| self.to_i64().first().copied()).flatten()
+        (self.numel() == 1)
+            .then(|| self.to_f32().first().copied())
+            .flatten()
     }
 }
 
@@ -111,7 +109,10 @@ fn type_name(data_type: i32) -> String {
 /// Decodes one `TensorProto` (raw little-endian bytes or typed fields).
 pub fn decode(t: &TensorProto) -> Result<Tensor, ImportError> {
     let name = t.name.clone().unwrap_or_default();
-    let bad = |reason: String| ImportError::InvalidTensor { tensor: name.clone(), reason };
+    let bad = |reason: String| ImportError::InvalidTensor {
+        tensor: name.clone(),
+        reason,
+    };
     if t.data_location == Some(DataLocation::External as i32) || !t.external_data.is_empty() {
         return Err(ImportError::ExternalData { tensor: name });
     }
@@ -150,7 +151,10 @@ fn decode_raw(dt: i32, raw: &[u8], numel: usize, name: &str) -> Result<Data, Imp
     if Some(raw.len()) != numel.checked_mul(width) {
         return Err(ImportError::InvalidTensor {
             tensor: name.to_string(),
-            reason: format!("raw_data has {} bytes, expected {numel} x {width}", raw.len()),
+            reason: format!(
+                "raw_data has {} bytes, expected {numel} x {width}",
+                raw.len()
+            ),
         });
     }
     let words = |n: usize| raw.chunks_exact(n);
@@ -159,9 +163,11 @@ fn decode_raw(dt: i32, raw: &[u8], numel: usize, name: &str) -> Result<Data, Imp
     let arr2 = |c: &[u8]| [c[0], c[1]];
     let data = match DataType::try_from(dt) {
         Ok(DataType::Float) => Data::F32(words(4).map(|c| f32::from_le_bytes(arr4(c))).collect()),
-        Ok(DataType::Double) => {
-            Data::F32(words(8).map(|c| f64::from_le_bytes(arr8(c)) as f32).collect())
-        }
+        Ok(DataType::Double) => Data::F32(
+            words(8)
+                .map(|c| f64::from_le_bytes(arr8(c)) as f32)
+                .collect(),
+        ),
         Ok(DataType::Float16) => Data::F32(
             words(2)
                 .map(|c| half::f16::from_le_bytes(arr2(c)).to_f32())
@@ -173,21 +179,31 @@ fn decode_raw(dt: i32, raw: &[u8], numel: usize, name: &str) -> Result<Data, Imp
                 .collect(),
         ),
         Ok(DataType::Int64) => Data::I64(words(8).map(|c| i64::from_le_bytes(arr8(c))).collect()),
-        Ok(DataType::Uint64) => {
-            Data::I64(words(8).map(|c| u64::from_le_bytes(arr8(c)) as i64).collect())
-        }
-        Ok(DataType::Int32) => {
-            Data::I64(words(4).map(|c| i32::from_le_bytes(arr4(c)) as i64).collect())
-        }
-        Ok(DataType::Uint32) => {
-            Data::I64(words(4).map(|c| u32::from_le_bytes(arr4(c)) as i64).collect())
-        }
-        Ok(DataType::Int16) => {
-            Data::I64(words(2).map(|c| i16::from_le_bytes(arr2(c)) as i64).collect())
-        }
-        Ok(DataType::Uint16) => {
-            Data::I64(words(2).map(|c| u16::from_le_bytes(arr2(c)) as i64).collect())
-        }
+        Ok(DataType::Uint64) => Data::I64(
+            words(8)
+                .map(|c| u64::from_le_bytes(arr8(c)) as i64)
+                .collect(),
+        ),
+        Ok(DataType::Int32) => Data::I64(
+            words(4)
+                .map(|c| i32::from_le_bytes(arr4(c)) as i64)
+                .collect(),
+        ),
+        Ok(DataType::Uint32) => Data::I64(
+            words(4)
+                .map(|c| u32::from_le_bytes(arr4(c)) as i64)
+                .collect(),
+        ),
+        Ok(DataType::Int16) => Data::I64(
+            words(2)
+                .map(|c| i16::from_le_bytes(arr2(c)) as i64)
+                .collect(),
+        ),
+        Ok(DataType::Uint16) => Data::I64(
+            words(2)
+                .map(|c| u16::from_le_bytes(arr2(c)) as i64)
+                .collect(),
+        ),
         Ok(DataType::Int8) => Data::I64(raw.iter().map(|&b| b as i8 as i64).collect()),
         Ok(DataType::Uint8) => Data::I64(raw.iter().map(|&b| b as i64).collect()),
         Ok(DataType::Bool) => Data::I64(raw.iter().map(|&b| (b != 0) as i64).collect()),
@@ -231,7 +247,10 @@ fn decode_typed(t: &TensorProto, dt: i32, name: &str) -> Result<Data, ImportErro
 }
 
 fn unsupported_type(dt: i32, name: &str) -> ImportError {
-    ImportError::UnsupportedDataType { tensor: name.to_string(), data_type: type_name(dt) }
+    ImportError::UnsupportedDataType {
+        tensor: name.to_string(),
+        data_type: type_name(dt),
+    }
 }
 
 #[cfg(test)]
@@ -250,7 +269,12 @@ mod tests {
     #[test]
     fn raw_and_typed_fields_agree() {
         let mut raw = proto(DataType::Float, &[2]);
-        raw.raw_data = Some([1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect());
+        raw.raw_data = Some(
+            [1.5f32, -2.0]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        );
         let mut typed = proto(DataType::Float, &[2]);
         typed.float_data = vec![1.5, -2.0];
         assert_eq!(decode(&raw).unwrap(), decode(&typed).unwrap());
@@ -260,7 +284,7 @@ mod tests {
         assert_eq!(decode(&ints).unwrap(), Tensor::i64(vec![3], vec![7, -1, 0]));
         let mut i64s = proto(DataType::Int64, &[]);
         i64s.int64_data = vec![-5];
-        assert_eq!(decode(&i64s).unwrap().scalar_i64(), Some(-5));
+        assert_eq!(decode(&i64s).unwrap(), Tensor::i64(vec![], vec![-5]));
     }
 
     #[test]

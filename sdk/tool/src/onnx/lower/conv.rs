@@ -4,7 +4,7 @@
 use prunus_format::{Activation, Conv, Op};
 
 use super::super::tensor::Tensor;
-use super::{R, spatial, u32_array, window};
+use super::{R, spatial, window};
 use crate::onnx::attrs::NodeRef;
 use crate::onnx::importer::Importer;
 
@@ -31,12 +31,16 @@ pub fn conv(imp: &mut Importer, n: &NodeRef) -> R<()> {
     let bias = imp.constant(n, 2)?;
     let [o, ig, kh, kw] = match w.shape.as_slice() {
         &[o, i, kh, kw] => [dim(n, o)?, dim(n, i)?, dim(n, kh)?, dim(n, kw)?],
-        other => return Err(n.error(format!("only 2-D convolutions are supported (weight shape {other:?})"))),
-    };
-    if let Some(k) = n.ints_opt("kernel_shape")? {
-        if k != [kh as i64, kw as i64] {
-            return Err(n.unsupported("kernel_shape", k));
+        other => {
+            return Err(n.error(format!(
+                "only 2-D convolutions are supported (weight shape {other:?})"
+            )));
         }
+    };
+    if let Some(k) = n.ints_opt("kernel_shape")?
+        && k != [kh as i64, kw as i64]
+    {
+        return Err(n.unsupported("kernel_shape", k));
     }
     let groups = n.int("group", 1)?;
     if groups < 1 || groups > u32::MAX as i64 {
@@ -45,12 +49,19 @@ pub fn conv(imp: &mut Importer, n: &NodeRef) -> R<()> {
     let hw = spatial(n, &imp.shape(x))?;
     let win = window(n, [kh, kw], hw)?;
     let weight_name = n.proto.input[1].clone();
-    let weight = imp.model.add_weight(&weight_name, &[o, ig, kh, kw], w.to_f32());
+    let weight = imp
+        .model
+        .add_weight(&weight_name, &[o, ig, kh, kw], w.to_f32());
     let bias = match bias {
         Some(b) if b.numel() == o as usize => {
             Some(imp.model.add_weight(&n.proto.input[2], &[o], b.to_f32()))
         }
-        Some(b) => return Err(n.error(format!("bias shape {:?} does not match {o} outputs", b.shape))),
+        Some(b) => {
+            return Err(n.error(format!(
+                "bias shape {:?} does not match {o} outputs",
+                b.shape
+            )));
+        }
         None => None,
     };
     let op = Op::Conv(Conv {
@@ -77,13 +88,28 @@ fn gemm_bias(n: &NodeRef, c: &Tensor, o: usize, beta: f32) -> R<Vec<f32>> {
         _ => false,
     };
     if !fits {
-        return Err(n.error(format!("bias C of shape {:?} does not broadcast to [1, {o}]", c.shape)));
+        return Err(n.error(format!(
+            "bias C of shape {:?} does not broadcast to [1, {o}]",
+            c.shape
+        )));
     }
-    Ok(if values.len() == 1 { vec![values[0] * beta; o] } else { values.iter().map(|v| v * beta).collect() })
+    Ok(if values.len() == 1 {
+        vec![values[0] * beta; o]
+    } else {
+        values.iter().map(|v| v * beta).collect()
+    })
 }
 
 /// Adds a `Gemm` IR node: `weight_ko` is the constant `[K, O]` (transposed) or `[O, K]`.
-fn emit_gemm(imp: &mut Importer, n: &NodeRef, x: u32, w: &Tensor, w_is_ko: bool, alpha: f32, bias: Option<Vec<f32>>) -> R<()> {
+fn emit_gemm(
+    imp: &mut Importer,
+    n: &NodeRef,
+    x: u32,
+    w: &Tensor,
+    w_is_ko: bool,
+    alpha: f32,
+    bias: Option<Vec<f32>>,
+) -> R<()> {
     let (rows, cols) = match w.shape.as_slice() {
         &[r, c] => (r, c),
         other => return Err(n.error(format!("weight must be 2-D, got {other:?}"))),
@@ -98,15 +124,26 @@ fn emit_gemm(imp: &mut Importer, n: &NodeRef, x: u32, w: &Tensor, w_is_ko: bool,
     if alpha != 1.0 {
         data.iter_mut().for_each(|v| *v *= alpha);
     }
-    let weight = imp.model.add_weight(&n.proto.input[1], &[dim(n, o)?, dim(n, k)?], data);
+    let weight = imp
+        .model
+        .add_weight(&n.proto.input[1], &[dim(n, o)?, dim(n, k)?], data);
     let bias = match bias {
         Some(b) => {
-            let name = n.proto.input.get(2).cloned().unwrap_or_else(|| format!("{}::bias", n.name));
+            let name = n
+                .proto
+                .input
+                .get(2)
+                .cloned()
+                .unwrap_or_else(|| format!("{}::bias", n.name));
             Some(imp.model.add_weight(&name, &[dim(n, o)?], b))
         }
         None => None,
     };
-    let op = Op::Gemm { weight, bias, activation: Activation::None };
+    let op = Op::Gemm {
+        weight,
+        bias,
+        activation: Activation::None,
+    };
     imp.emit(n, 0, op, &[x], None)?;
     Ok(())
 }
@@ -135,7 +172,9 @@ pub fn gemm(imp: &mut Importer, n: &NodeRef) -> R<()> {
 /// `Add` of a constant becomes a scale-shift that the passes fold into the bias).
 pub fn matmul(imp: &mut Importer, n: &NodeRef) -> R<()> {
     let x = imp.act(n, 0)?;
-    let w = imp.constant(n, 1)?.ok_or_else(|| n.error("the right operand must be a constant"))?;
+    let w = imp
+        .constant(n, 1)?
+        .ok_or_else(|| n.error("the right operand must be a constant"))?;
     emit_gemm(imp, n, x, &w, true, 1.0, None)
 }
 
@@ -150,7 +189,11 @@ pub fn batch_norm(imp: &mut Importer, n: &NodeRef) -> R<()> {
         return Err(n.unsupported("spatial", 0));
     }
     let eps = n.float("epsilon", 1e-5)?;
-    let c = imp.shape(x).get(1).copied().ok_or_else(|| n.error("input has no channel axis"))?;
+    let c = imp
+        .shape(x)
+        .get(1)
+        .copied()
+        .ok_or_else(|| n.error("input has no channel axis"))?;
     let mut params = Vec::with_capacity(4);
     for (i, what) in [(1, "scale"), (2, "B"), (3, "mean"), (4, "var")] {
         let t = imp.required_constant(n, i)?;
@@ -164,26 +207,48 @@ pub fn batch_norm(imp: &mut Importer, n: &NodeRef) -> R<()> {
     let shift: Vec<f32> = (0..c).map(|i| beta[i] - mean[i] * scale[i]).collect();
     let out = imp.output_name(n, 0);
     let cw = dim(n, c)?;
-    let scale = imp.model.add_weight(&format!("{out}::bn_scale"), &[cw], scale);
-    let shift = imp.model.add_weight(&format!("{out}::bn_shift"), &[cw], shift);
-    imp.emit(n, 0, Op::ScaleShift { scale, shift, activation: Activation::None }, &[x], None)?;
+    let scale = imp
+        .model
+        .add_weight(&format!("{out}::bn_scale"), &[cw], scale);
+    let shift = imp
+        .model
+        .add_weight(&format!("{out}::bn_shift"), &[cw], shift);
+    imp.emit(
+        n,
+        0,
+        Op::ScaleShift {
+            scale,
+            shift,
+            activation: Activation::None,
+        },
+        &[x],
+        None,
+    )?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::u32_array;
     use super::*;
 
     #[test]
     fn transpose2_swaps_axes() {
         // [[1, 2, 3], [4, 5, 6]] -> [[1, 4], [2, 5], [3, 6]]
-        assert_eq!(transpose2(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        assert_eq!(
+            transpose2(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3),
+            vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+        );
     }
 
     #[test]
     fn u32_array_rejects_wrong_lengths() {
         let proto = Default::default();
-        let n = NodeRef { name: "c", op: "Conv", proto: &proto };
+        let n = NodeRef {
+            name: "c",
+            op: "Conv",
+            proto: &proto,
+        };
         assert!(u32_array::<2>(&n, "strides", &[1, 2, 3], 1).is_err());
         assert!(u32_array::<2>(&n, "strides", &[0, 1], 1).is_err());
         assert_eq!(u32_array::<2>(&n, "strides", &[2, 1], 1).unwrap(), [2, 1]);

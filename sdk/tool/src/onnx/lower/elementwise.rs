@@ -12,7 +12,10 @@ use crate::onnx::tensor::Tensor;
 /// A constant scalar bound of `Clip` (opset 11+ input), if given.
 fn clip_bound(imp: &Importer, n: &NodeRef, i: usize) -> R<Option<f32>> {
     match imp.constant(n, i)? {
-        Some(t) => t.scalar_f32().map(Some).ok_or_else(|| n.error(format!("Clip bound {i} must be a scalar"))),
+        Some(t) => t
+            .scalar_f32()
+            .map(Some)
+            .ok_or_else(|| n.error(format!("Clip bound {i} must be a scalar"))),
         None => Ok(None),
     }
 }
@@ -25,16 +28,25 @@ pub fn activation(imp: &mut Importer, n: &NodeRef) -> R<()> {
         "Relu" => Activation::Relu,
         "Clip" => {
             // Opset 11+: optional min/max inputs; older opsets: attributes.
-            let min = clip_bound(imp, n, 1)?.or(n.float_opt("min")?).unwrap_or(f32::NEG_INFINITY);
-            let max = clip_bound(imp, n, 2)?.or(n.float_opt("max")?).unwrap_or(f32::INFINITY);
+            let min = clip_bound(imp, n, 1)?
+                .or(n.float_opt("min")?)
+                .unwrap_or(f32::NEG_INFINITY);
+            let max = clip_bound(imp, n, 2)?
+                .or(n.float_opt("max")?)
+                .unwrap_or(f32::INFINITY);
             if min == 0.0 && max == f32::INFINITY {
                 Activation::Relu
             } else {
                 Activation::Clip { min, max }
             }
         }
-        "LeakyRelu" => Activation::LeakyRelu { alpha: n.float("alpha", 0.01)? },
-        "HardSigmoid" => Activation::HardSigmoid { alpha: n.float("alpha", 0.2)?, beta: n.float("beta", 0.5)? },
+        "LeakyRelu" => Activation::LeakyRelu {
+            alpha: n.float("alpha", 0.01)?,
+        },
+        "HardSigmoid" => Activation::HardSigmoid {
+            alpha: n.float("alpha", 0.2)?,
+            beta: n.float("beta", 0.5)?,
+        },
         "HardSwish" => Activation::HardSwish,
         _ => Activation::Sigmoid,
     };
@@ -50,7 +62,9 @@ pub fn binary(imp: &mut Importer, n: &NodeRef) -> R<()> {
         (Some(Value::Act(a)), Some(Value::Act(b))) => binary_acts(imp, n, a, b),
         (Some(Value::Act(x)), Some(Value::Const(c))) => scale_shift(imp, n, x, &c, false),
         (Some(Value::Const(c)), Some(Value::Act(x))) => scale_shift(imp, n, x, &c, true),
-        _ => Err(n.error("operands must be activations or constants (5-D views are not supported)")),
+        _ => {
+            Err(n.error("operands must be activations or constants (5-D views are not supported)"))
+        }
     }
 }
 
@@ -80,7 +94,8 @@ fn second_operand(big: &[usize], small: &[usize]) -> Option<bool> {
 /// Two activations: `Binary`, with the broadcast operand second (swapped for `Add`/`Mul`).
 fn binary_acts(imp: &mut Importer, n: &NodeRef, a: TensorId, b: TensorId) -> R<()> {
     let (sa, sb) = (imp.shape(a), imp.shape(b));
-    let out = broadcast_shape(&sa, &sb).ok_or_else(|| n.error(format!("cannot broadcast {sa:?} with {sb:?}")))?;
+    let out = broadcast_shape(&sa, &sb)
+        .ok_or_else(|| n.error(format!("cannot broadcast {sa:?} with {sb:?}")))?;
     let (x, y, reshape) = if let (true, Some(r)) = (out == sa, second_operand(&sa, &sb)) {
         (a, b, r)
     } else if let (true, Some(r)) = (out == sb, second_operand(&sb, &sa)) {
@@ -101,7 +116,16 @@ fn binary_acts(imp: &mut Importer, n: &NodeRef, a: TensorId, b: TensorId) -> R<(
     } else {
         y
     };
-    imp.emit(n, 0, Op::Binary { kind: kind(n.op), activation: Activation::None }, &[x, y], None)?;
+    imp.emit(
+        n,
+        0,
+        Op::Binary {
+            kind: kind(n.op),
+            activation: Activation::None,
+        },
+        &[x, y],
+        None,
+    )?;
     Ok(())
 }
 
@@ -117,13 +141,23 @@ pub fn per_channel(shape: &[usize], c: &Tensor) -> Option<Vec<f32>> {
         return Some(vec![values[0]; channels]);
     }
     let pad = shape.len() - c.shape.len();
-    let only_channels = c.shape.iter().enumerate().all(|(i, &d)| d == 1 || i + pad == 1);
+    let only_channels = c
+        .shape
+        .iter()
+        .enumerate()
+        .all(|(i, &d)| d == 1 || i + pad == 1);
     (only_channels && values.len() == channels).then_some(values)
 }
 
 /// An activation and a constant: `x + c`, `x - c`, `c - x`, `x * c`, `x / c` as
 /// `y = x * scale + shift`.
-fn scale_shift(imp: &mut Importer, n: &NodeRef, x: TensorId, c: &Tensor, const_first: bool) -> R<()> {
+fn scale_shift(
+    imp: &mut Importer,
+    n: &NodeRef,
+    x: TensorId,
+    c: &Tensor,
+    const_first: bool,
+) -> R<()> {
     let shape = imp.shape(x);
     let values = per_channel(&shape, c).ok_or_else(|| {
         n.error(format!(
@@ -136,14 +170,27 @@ fn scale_shift(imp: &mut Importer, n: &NodeRef, x: TensorId, c: &Tensor, const_f
         ("Sub", false) => (vec![1.0; values.len()], values.iter().map(|v| -v).collect()),
         ("Sub", true) => (vec![-1.0; values.len()], values),
         ("Mul", _) => (values.clone(), vec![0.0; values.len()]),
-        ("Div", false) => (values.iter().map(|v| 1.0 / v).collect(), vec![0.0; values.len()]),
+        ("Div", false) => (
+            values.iter().map(|v| 1.0 / v).collect(),
+            vec![0.0; values.len()],
+        ),
         _ => return Err(n.error("a constant divided by an activation is not supported")),
     };
     let out = imp.output_name(n, 0);
     let c = scale.len() as u32;
     let scale = imp.model.add_weight(&format!("{out}::scale"), &[c], scale);
     let shift = imp.model.add_weight(&format!("{out}::shift"), &[c], shift);
-    imp.emit(n, 0, Op::ScaleShift { scale, shift, activation: Activation::None }, &[x], None)?;
+    imp.emit(
+        n,
+        0,
+        Op::ScaleShift {
+            scale,
+            shift,
+            activation: Activation::None,
+        },
+        &[x],
+        None,
+    )?;
     Ok(())
 }
 
@@ -169,7 +216,13 @@ pub fn softmax(imp: &mut Importer, n: &NodeRef) -> R<()> {
     let inner: usize = shape[axis..end].iter().product();
     let out = imp.output_name(n, 0).to_string();
     let flat = vec![outer as u32, inner as u32];
-    let t = imp.emit_named(n, &format!("{out}::softmax_in"), Op::Reshape, &[x], Some(flat))?;
+    let t = imp.emit_named(
+        n,
+        &format!("{out}::softmax_in"),
+        Op::Reshape,
+        &[x],
+        Some(flat),
+    )?;
     let s = imp.emit_named(n, &format!("{out}::softmax"), Op::Softmax, &[t], None)?;
     let back = imp.model.shape(x).to_vec();
     imp.emit(n, 0, Op::Reshape, &[s], Some(back))?;
@@ -184,16 +237,31 @@ mod tests {
     fn per_channel_follows_onnx_broadcasting() {
         let nchw = [1, 3, 4, 4];
         let c = |shape: Vec<usize>, v: Vec<f32>| Tensor::f32(shape, v);
-        assert_eq!(per_channel(&nchw, &c(vec![], vec![2.0])), Some(vec![2.0; 3]));
-        assert_eq!(per_channel(&nchw, &c(vec![3, 1, 1], vec![1.0, 2.0, 3.0])), Some(vec![1.0, 2.0, 3.0]));
-        assert_eq!(per_channel(&nchw, &c(vec![1, 3, 1, 1], vec![1.0, 2.0, 3.0])), Some(vec![1.0, 2.0, 3.0]));
+        assert_eq!(
+            per_channel(&nchw, &c(vec![], vec![2.0])),
+            Some(vec![2.0; 3])
+        );
+        assert_eq!(
+            per_channel(&nchw, &c(vec![3, 1, 1], vec![1.0, 2.0, 3.0])),
+            Some(vec![1.0, 2.0, 3.0])
+        );
+        assert_eq!(
+            per_channel(&nchw, &c(vec![1, 3, 1, 1], vec![1.0, 2.0, 3.0])),
+            Some(vec![1.0, 2.0, 3.0])
+        );
         // [3] aligns with W (size 4): not per-channel and not even broadcastable.
         assert_eq!(per_channel(&nchw, &c(vec![3], vec![1.0, 2.0, 3.0])), None);
         assert_eq!(per_channel(&nchw, &c(vec![4], vec![1.0; 4])), None);
         // [C] is per-channel on a [1, C] tensor.
-        assert_eq!(per_channel(&[1, 3], &c(vec![3], vec![1.0, 2.0, 3.0])), Some(vec![1.0, 2.0, 3.0]));
+        assert_eq!(
+            per_channel(&[1, 3], &c(vec![3], vec![1.0, 2.0, 3.0])),
+            Some(vec![1.0, 2.0, 3.0])
+        );
         // A constant must not expand the activation.
-        assert_eq!(per_channel(&[1, 3, 1, 1], &c(vec![1, 3, 2, 1], vec![0.0; 6])), None);
+        assert_eq!(
+            per_channel(&[1, 3, 1, 1], &c(vec![1, 3, 2, 1], vec![0.0; 6])),
+            None
+        );
     }
 
     #[test]

@@ -2,16 +2,13 @@
 //! and `Transpose` in the two forms Prunus understands (the channel-shuffle pattern and a
 //! leading NHWC → NCHW transpose of a graph input).
 
-use std::rc::Rc;
-
 use prunus_format::{Op, TensorId};
 
 use super::R;
 use crate::onnx::attrs::NodeRef;
-use crate::onnx::fold::{squeeze_shape, unsqueeze_shape};
+use crate::onnx::fold::{axes_of, squeeze_shape, unsqueeze_shape};
 use crate::onnx::importer::{Importer, Value};
 use crate::onnx::shape::{normalize_axis, reshape_target, slice_bounds};
-use crate::onnx::tensor::Tensor;
 
 /// `Concat` of activations along the channel axis.
 pub fn concat(imp: &mut Importer, n: &NodeRef) -> R<()> {
@@ -22,7 +19,9 @@ pub fn concat(imp: &mut Importer, n: &NodeRef) -> R<()> {
         }
     }
     let first = *parts.first().ok_or_else(|| n.error("no inputs"))?;
-    let axis_attr = n.int_opt("axis")?.ok_or_else(|| n.error("missing attribute 'axis'"))?;
+    let axis_attr = n
+        .int_opt("axis")?
+        .ok_or_else(|| n.error("missing attribute 'axis'"))?;
     if normalize_axis(axis_attr, imp.shape(first).len()) != Some(1) {
         return Err(n.unsupported("axis", axis_attr));
     }
@@ -57,14 +56,21 @@ pub fn split(imp: &mut Importer, n: &NodeRef) -> R<()> {
             return Err(n.unsupported("num_outputs", k));
         }
         let chunk = c.div_ceil(k as usize) as i64;
-        (0..k).map(|i| chunk.min(c as i64 - i * chunk).max(0)).collect()
+        (0..k)
+            .map(|i| chunk.min(c as i64 - i * chunk).max(0))
+            .collect()
     } else {
         if outputs == 0 || c % outputs != 0 {
-            return Err(n.error(format!("{c} channels do not split equally into {outputs} outputs")));
+            return Err(n.error(format!(
+                "{c} channels do not split equally into {outputs} outputs"
+            )));
         }
         vec![(c / outputs) as i64; outputs]
     };
-    if sizes.len() != outputs || sizes.iter().any(|&s| s < 0) || sizes.iter().sum::<i64>() != c as i64 {
+    if sizes.len() != outputs
+        || sizes.iter().any(|&s| s < 0)
+        || sizes.iter().try_fold(0i64, |a, &s| a.checked_add(s)) != Some(c as i64)
+    {
         return Err(n.unsupported("split", &sizes));
     }
     let mut start = 0u32;
@@ -92,12 +98,16 @@ pub fn slice(imp: &mut Importer, n: &NodeRef) -> R<()> {
     let ends = list(2, "ends")?.ok_or_else(|| n.error("missing ends"))?;
     let axes = list(3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
     let steps = list(4, "steps")?.unwrap_or_else(|| vec![1; starts.len()]);
-    if [ends.len(), axes.len(), steps.len()].iter().any(|&l| l != starts.len()) {
+    if [ends.len(), axes.len(), steps.len()]
+        .iter()
+        .any(|&l| l != starts.len())
+    {
         return Err(n.error("starts, ends, axes and steps differ in length"));
     }
     let mut channels = None;
     for i in 0..starts.len() {
-        let axis = normalize_axis(axes[i], shape.len()).ok_or_else(|| n.unsupported("axes", &axes))?;
+        let axis =
+            normalize_axis(axes[i], shape.len()).ok_or_else(|| n.unsupported("axes", &axes))?;
         let (first, step, count) = slice_bounds(shape[axis], starts[i], ends[i], steps[i])
             .ok_or_else(|| n.unsupported("steps", &steps))?;
         let full = first == 0 && step == 1 && count == shape[axis];
@@ -106,7 +116,10 @@ pub fn slice(imp: &mut Importer, n: &NodeRef) -> R<()> {
         } else if !full {
             return Err(n.unsupported(
                 "axes",
-                format!("slice {}..{} step {} on axis {axis} (only channel slices with step 1)", starts[i], ends[i], steps[i]),
+                format!(
+                    "slice {}..{} step {} on axis {axis} (only channel slices with step 1)",
+                    starts[i], ends[i], steps[i]
+                ),
             ));
         }
     }
@@ -121,13 +134,7 @@ pub fn slice(imp: &mut Importer, n: &NodeRef) -> R<()> {
 
 /// The output shape of a reshape-family node applied to an input of shape `input`.
 fn reshape_shape(imp: &Importer, n: &NodeRef, input: &[usize]) -> R<Vec<usize>> {
-    let axes = |attr_in: usize| -> R<Option<Vec<i64>>> {
-        if imp.opset >= 13 {
-            Ok(imp.constant(n, attr_in)?.map(|t: Rc<Tensor>| t.to_i64()))
-        } else {
-            Ok(n.ints_opt("axes")?.map(<[i64]>::to_vec))
-        }
-    };
+    let axes = |i: usize| axes_of(n, imp.constant(n, i)?.as_deref());
     match n.op {
         "Reshape" => {
             let target = imp.required_constant(n, 1)?.to_i64();
@@ -135,7 +142,8 @@ fn reshape_shape(imp: &Importer, n: &NodeRef, input: &[usize]) -> R<Vec<usize>> 
         }
         "Flatten" => {
             let a = n.int("axis", 1)?;
-            let axis = normalize_axis(a, input.len() + 1).ok_or_else(|| n.unsupported("axis", a))?;
+            let axis =
+                normalize_axis(a, input.len() + 1).ok_or_else(|| n.unsupported("axis", a))?;
             let outer: usize = input[..axis].iter().product();
             Ok(vec![outer, input[axis..].iter().product()])
         }
@@ -157,6 +165,15 @@ fn to_u32(n: &NodeRef, shape: &[usize]) -> R<Vec<u32>> {
         .collect()
 }
 
+/// The group count `g` when `target` views the 4-D `input` `[1, C, H, W]` as
+/// `[1, g, C/g, H, W]` (the first step of a channel shuffle).
+fn shuffle_groups(input: &[usize], target: &[usize]) -> Option<usize> {
+    match (input, target) {
+        ([1, c, h, w], [1, g, cg, h2, w2]) if g * cg == *c && (h, w) == (h2, w2) => Some(*g),
+        _ => None,
+    }
+}
+
 /// `Reshape`, `Flatten`, `Squeeze`, `Unsqueeze` on an activation (or on the 5-D view of a
 /// channel shuffle, which completes the pattern).
 pub fn reshape(imp: &mut Importer, n: &NodeRef) -> R<()> {
@@ -164,17 +181,25 @@ pub fn reshape(imp: &mut Importer, n: &NodeRef) -> R<()> {
         Some(Value::Act(x)) => {
             let input = imp.shape(x);
             let target = reshape_shape(imp, n, &input)?;
-            if let ([1, c, h, w], [1, g, cg, h2, w2]) = (input.as_slice(), target.as_slice()) {
-                if g * cg == *c && (h, w) == (h2, w2) {
-                    let groups = u32::try_from(*g).map_err(|_| n.error("too many groups"))?;
-                    let view = Value::Grouped { src: x, groups, shuffled: false, shape: target };
-                    return imp.define(imp.output_name(n, 0), view);
-                }
+            if let Some(g) = shuffle_groups(&input, &target) {
+                let groups = u32::try_from(g).map_err(|_| n.error("too many groups"))?;
+                let view = Value::Grouped {
+                    src: x,
+                    groups,
+                    shuffled: false,
+                    shape: target,
+                };
+                return imp.define(imp.output_name(n, 0), view);
             }
             let shape = to_u32(n, &target)?;
             imp.emit(n, 0, Op::Reshape, &[x], Some(shape))?;
         }
-        Some(Value::Grouped { src, groups, shuffled, shape }) => {
+        Some(Value::Grouped {
+            src,
+            groups,
+            shuffled,
+            shape,
+        }) => {
             let target = reshape_shape(imp, n, &shape)?;
             let src_shape = imp.shape(src);
             if shuffled && target == src_shape {
@@ -204,7 +229,10 @@ pub fn transpose(imp: &mut Importer, n: &NodeRef) -> R<()> {
         _ => return Err(n.error("input 0 must be an activation")),
     };
     let perm: Vec<usize> = match &perm_attr {
-        Some(p) => p.iter().map(|&a| normalize_axis(a, shape.len())).collect::<Option<_>>()
+        Some(p) => p
+            .iter()
+            .map(|&a| normalize_axis(a, shape.len()))
+            .collect::<Option<_>>()
             .ok_or_else(|| n.unsupported("perm", p))?,
         None => (0..shape.len()).rev().collect(),
     };

@@ -11,7 +11,7 @@ mod window;
 
 use super::ImportError;
 use super::attrs::NodeRef;
-use super::importer::{Importer, Value};
+use super::importer::Importer;
 use super::shape::same_pads;
 
 type R<T> = Result<T, ImportError>;
@@ -37,7 +37,11 @@ pub fn lower(imp: &mut Importer, n: &NodeRef) -> R<()> {
         "Pad" => window::pad(imp, n),
         "MaxPool" | "AveragePool" => window::pool(imp, n),
         "GlobalAveragePool" => window::global_average_pool(imp, n),
-        _ => Err(ImportError::UnsupportedOp { node: n.name.to_string(), op: n.op.to_string() }),
+        "ReduceMean" => window::reduce_mean(imp, n),
+        _ => Err(ImportError::UnsupportedOp {
+            node: n.name.to_string(),
+            op: n.op.to_string(),
+        }),
     }
 }
 
@@ -55,7 +59,12 @@ fn alias(imp: &mut Importer, n: &NodeRef) -> R<()> {
 }
 
 /// Converts integer attribute values to `N` `u32`s, each at least `min`.
-pub fn u32_array<const N: usize>(n: &NodeRef, attribute: &str, values: &[i64], min: i64) -> R<[u32; N]> {
+pub fn u32_array<const N: usize>(
+    n: &NodeRef,
+    attribute: &str,
+    values: &[i64],
+    min: i64,
+) -> R<[u32; N]> {
     let ok = values.len() == N && values.iter().all(|&v| v >= min && v <= u32::MAX as i64);
     if !ok {
         return Err(n.unsupported(attribute, values));
@@ -103,7 +112,13 @@ pub fn window(n: &NodeRef, kernel: [u32; 2], hw: [u32; 2]) -> R<Window> {
         "SAME_UPPER" | "SAME_LOWER" => {
             let upper = auto_pad == "SAME_UPPER";
             let along = |i: usize| {
-                same_pads(hw[i] as u64, kernel[i] as u64, stride[i] as u64, dilation[i] as u64, upper)
+                same_pads(
+                    hw[i] as u64,
+                    kernel[i] as u64,
+                    stride[i] as u64,
+                    dilation[i] as u64,
+                    upper,
+                )
             };
             let ((t, b), (l, r)) = (along(0), along(1));
             let fit = |v: u64| u32::try_from(v).map_err(|_| n.unsupported("auto_pad", &auto_pad));
@@ -111,7 +126,12 @@ pub fn window(n: &NodeRef, kernel: [u32; 2], hw: [u32; 2]) -> R<Window> {
         }
         _ => return Err(n.unsupported("auto_pad", &auto_pad)),
     };
-    Ok(Window { kernel, stride, pads, dilation })
+    Ok(Window {
+        kernel,
+        stride,
+        pads,
+        dilation,
+    })
 }
 
 /// The spatial size `[H, W]` of a 4-D activation shape.
@@ -120,9 +140,4 @@ pub fn spatial(n: &NodeRef, shape: &[usize]) -> R<[u32; 2]> {
         [_, _, h, w] => Ok([*h as u32, *w as u32]),
         _ => Err(n.error(format!("input must be 4-D NCHW, got {shape:?}"))),
     }
-}
-
-/// Whether a value is a graph activation (for ops that accept either).
-pub fn is_act(v: Option<&Value>) -> bool {
-    matches!(v, Some(Value::Act(_)))
 }
