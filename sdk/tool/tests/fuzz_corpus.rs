@@ -22,5 +22,8 @@ fn corpus_replays_without_panics() {
     }
     println!("corpus: {count} inputs, {imported} imported");
     assert!(count >= 5, "corpus has only {count} files");
-    assert!(imported >= 5, "the seed models no longer import ({imported})");
+    assert!(
+        imported >= 5,
+        "the seed models no longer import ({imported})"
+    );
 }

@@ -54,13 +54,20 @@ pub(super) fn build(net: &mut Net, input: TensorId) -> Layer {
     for (i, &(k, exp, c, se_ratio, stride)) in BLOCKS.iter().enumerate() {
         let name = format!("blocks.{i}");
         let cin = net.channels(x);
-        let (mid, cout) = (make_divisible(f64::from(exp), 4), make_divisible(f64::from(c), 4));
+        let (mid, cout) = (
+            make_divisible(f64::from(exp), 4),
+            make_divisible(f64::from(c), 4),
+        );
         let mut y = ghost(net, &format!("{name}.ghost1"), x, mid, true)?;
         if stride > 1 {
             y = net.conv(&format!("{name}.conv_dw"), y, dw(k).stride(stride))?;
         }
         if se_ratio > 0.0 {
-            y = net.se(&format!("{name}.se"), y, make_divisible(f64::from(mid) * se_ratio, 4))?;
+            y = net.se(
+                &format!("{name}.se"),
+                y,
+                make_divisible(f64::from(mid) * se_ratio, 4),
+            )?;
         }
         y = ghost(net, &format!("{name}.ghost2"), y, cout, false)?;
         let shortcut = if cin == cout && stride == 1 {

@@ -1,20 +1,27 @@
 //! A small network builder on top of [`IrModel`] for the zoo families: convolutions with
-//! folded BatchNorm and fused activation, squeeze-excite, pools, residual adds, channel
-//! plumbing and the classifier.
+//! folded BatchNorm and fused activation, squeeze-excite and the classifier here; pools,
+//! residual adds and channel plumbing in `ops`.
 //!
-//! [`Net`] owns the random generator. Weights are drawn He-normal
-//! (`std = sqrt(2 / fan_in)`), then each output channel is rescaled the way a calibrated
-//! BatchNorm would (see [`super::moments`]): a conv followed by BatchNorm ([`Norm::Bn`])
-//! gets unit-variance pre-activations and a bias that centres each channel at a small
-//! N(0, 0.05) offset (the folded `beta`); a conv or Gemm without BatchNorm ([`Norm::Bias`],
-//! [`Norm::Bare`]) gets unit second moment pre-activations and an N(0, 0.05) bias (or none).
-//! This keeps activations O(1) through every family without running the model.
+//! Weights are calibrated while the network is built ([`Net::calibrating`]): the builder
+//! computes every tensor for a small batch of seeded N(0, 1) images, node by node with the
+//! runtime (`calibrate`), draws each weight He-normal (`std = sqrt(2 / fan_in)`) and rescales it per output channel from the
+//! statistics its layer really sees, as calibrated BatchNorm statistics would be:
+//! - conv followed by BatchNorm ([`Norm::Bn`]): each output channel is normalised to unit
+//!   variance and centred at a random N(0, 0.05) offset (the folded `beta`) by the weight
+//!   scale and a new bias;
+//! - conv or Gemm without BatchNorm ([`Norm::Bias`], [`Norm::Bare`]): each row is scaled so
+//!   that `sum w^2 E[x^2]` is 1 (He initialisation for the actual input magnitude), with an
+//!   N(0, 0.05) bias (or none).
+//!
+//! Statistics shift with the input size and random networks compound such shifts, so the
+//! calibration runs at the requested size (up to the family default, beyond which
+//! [`Net::replaying`] rebuilds the network with the weights calibrated at the default).
 
-use prunus_format::{Activation, BinaryKind, Conv, Op, Pool, TensorId};
+use prunus_format::{Activation, Conv, Op, TensorId};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rand_distr::StandardNormal;
 
-use super::moments::{self, Moments};
+use super::calibrate::{self, Calibration};
 use crate::ir::{BuildError, IrModel};
 
 /// ReLU.
@@ -88,11 +95,10 @@ impl Cv {
     }
     /// Sets the same padding on all four sides.
     pub fn pad(self, pad: u32) -> Self {
-        self.pads([pad; 4])
-    }
-    /// Sets the padding: top, left, bottom, right.
-    pub fn pads(self, pads: [u32; 4]) -> Self {
-        Cv { pads: Some(pads), ..self }
+        Cv {
+            pads: Some([pad; 4]),
+            ..self
+        }
     }
     /// Sets the number of groups.
     pub fn groups(self, groups: u32) -> Self {
@@ -104,36 +110,92 @@ impl Cv {
     }
     /// Marks the conv as having its own bias and no BatchNorm.
     pub fn bias(self) -> Self {
-        Cv { norm: Norm::Bias, ..self }
+        Cv {
+            norm: Norm::Bias,
+            ..self
+        }
     }
     /// Marks the conv as having neither bias nor BatchNorm.
     pub fn bare(self) -> Self {
-        Cv { norm: Norm::Bare, ..self }
+        Cv {
+            norm: Norm::Bare,
+            ..self
+        }
     }
 }
 
-/// A network under construction: the model, the random generator and the per-channel
-/// statistics of every tensor.
+/// How a [`Net`] obtains its weights.
+enum Mode {
+    /// Shapes only: weights are declared without values (to find tensor lifetimes).
+    Structure,
+    /// Weights are drawn and calibrated on the given images.
+    Calibrate(Calibration),
+    /// Weights are taken in creation order from a calibrated build of the same family.
+    Replay(std::vec::IntoIter<Vec<f32>>),
+}
+
+/// A network under construction.
 pub(crate) struct Net {
-    model: IrModel,
+    pub(super) model: IrModel,
     rng: StdRng,
-    stats: Vec<Moments>,
+    mode: Mode,
     bn_channels: u64,
 }
 
 impl Net {
-    /// An empty network named `name` seeded with `seed`, with the graph input `input`
-    /// of shape `[1, 3, hw, hw]`.
-    pub fn new(name: &str, producer: &str, seed: u64, hw: u32) -> (Net, TensorId) {
+    fn with_input(name: &str, producer: &str, seed: u64, hw: u32, mode: Mode) -> (Net, TensorId) {
         let mut net = Net {
             model: IrModel::new(name, producer),
             rng: StdRng::seed_from_u64(seed),
-            stats: Vec::new(),
+            mode,
             bn_channels: 0,
         };
         let input = net.model.add_input("input", &[1, 3, hw, hw]);
-        net.record(input, Moments::standard(3));
         (net, input)
+    }
+
+    /// A network that only records shapes (its weights have no values), with graph input
+    /// `[1, 3, hw, hw]`.
+    pub fn structure(name: &str, hw: u32) -> (Net, TensorId) {
+        Net::with_input(name, "", 0, hw, Mode::Structure)
+    }
+
+    /// A calibrating network with graph input `[1, 3, hw, hw]`, weights drawn from a
+    /// generator seeded with `seed`; `frees` lists the tensors each node is the last reader
+    /// of (from [`calibrate::liveness`] of the structure).
+    pub fn calibrating(
+        name: &str,
+        producer: &str,
+        seed: u64,
+        hw: u32,
+        frees: Vec<Vec<TensorId>>,
+    ) -> (Net, TensorId) {
+        let (mut net, input) = Net::with_input(name, producer, seed, hw, Mode::Structure);
+        let n = 3 * hw as usize * hw as usize;
+        let images = (0..calibrate::batch_size(hw))
+            .map(|_| (0..n).map(|_| net.normal(1.0) as f32).collect())
+            .collect();
+        net.mode = Mode::Calibrate(Calibration::new(input, images, frees));
+        (net, input)
+    }
+
+    /// A network with graph input `[1, 3, hw, hw]` whose weights are taken in order from
+    /// `weights` (those of a calibrating build of the same family).
+    pub fn replaying(
+        name: &str,
+        producer: &str,
+        hw: u32,
+        weights: Vec<Vec<f32>>,
+    ) -> (Net, TensorId) {
+        Net::with_input(name, producer, 0, hw, Mode::Replay(weights.into_iter()))
+    }
+
+    /// The calibration state, if this network calibrates.
+    pub(super) fn calibration(&mut self) -> Option<(&IrModel, &mut Calibration)> {
+        match &mut self.mode {
+            Mode::Calibrate(c) => Some((&self.model, c)),
+            _ => None,
+        }
     }
 
     /// Channels of tensor `x` (axis 1).
@@ -152,6 +214,11 @@ impl Net {
         self.bn_channels
     }
 
+    /// The weights built so far (to replay them at another input size).
+    pub fn into_weights(self) -> Vec<Vec<f32>> {
+        self.model.weights
+    }
+
     /// Finishes the graph: the tensor `output` is renamed `output` and made the graph output.
     pub fn finish(mut self, output: TensorId, extra: Vec<(String, String)>) -> IrModel {
         self.model.graph.tensors[output as usize].name = "output".to_string();
@@ -160,20 +227,25 @@ impl Net {
         self.model
     }
 
-    fn record(&mut self, id: TensorId, stats: Moments) {
-        let i = id as usize;
-        if self.stats.len() <= i {
-            self.stats.resize(i + 1, Moments::default());
-        }
-        self.stats[i] = stats;
-    }
-
-    fn stats(&self, id: TensorId) -> &Moments {
-        &self.stats[id as usize]
-    }
-
     fn normal(&mut self, std: f64) -> f64 {
         std * self.rng.sample::<f64, _>(StandardNormal)
+    }
+
+    /// Adds a weight: the next replayed one, or a declaration whose values calibration
+    /// sets (or, for the structure, never).
+    fn weight(&mut self, name: &str, shape: &[u32]) -> u32 {
+        match &mut self.mode {
+            Mode::Replay(weights) => {
+                let numel = shape.iter().map(|&d| d as usize).product();
+                let data = weights.next().unwrap_or_else(|| vec![0.0; numel]);
+                self.model.add_weight(name, shape, data)
+            }
+            Mode::Structure | Mode::Calibrate(_) => {
+                let id = self.model.add_weight(name, &[0], Vec::new());
+                self.model.graph.weights[id as usize].shape = shape.to_vec();
+                id
+            }
+        }
     }
 
     /// A convolution with folded BatchNorm (or its own bias) and fused activation.
@@ -181,14 +253,9 @@ impl Net {
         let cin = self.channels(x);
         let cout = if c.cout == 0 { cin } else { c.cout };
         let groups = if c.groups == 0 { cin } else { c.groups }.max(1);
-        let taps = (c.k * c.k) as usize;
-        let fan_in = (cin / groups) as usize * taps;
-        let he = (2.0 / fan_in.max(1) as f64).sqrt();
-        let data: Vec<f32> = (0..cout as usize * fan_in).map(|_| self.normal(he) as f32).collect();
-        let weight = self.model.add_weight(&format!("{name}.weight"), &[cout, cin / groups, c.k, c.k], data);
-        let bias = (c.norm != Norm::Bare)
-            .then(|| self.model.add_weight(&format!("{name}.bias"), &[cout], vec![0.0; cout as usize]));
-        let op = Op::Conv(Conv {
+        let weight = self.weight(&format!("{name}.weight"), &[cout, cin / groups, c.k, c.k]);
+        let bias = (c.norm != Norm::Bare).then(|| self.weight(&format!("{name}.bias"), &[cout]));
+        let conv = Conv {
             weight,
             bias,
             kernel: [c.k; 2],
@@ -197,74 +264,55 @@ impl Net {
             dilation: [1, 1],
             groups,
             activation: c.act,
-        });
-        let y = self.model.add_node(name, op, &[x])?;
-        // The shapes are consistent: rescale the weights to the statistics they see.
-        let stats = self.normalize(x, weight, bias, cout as usize, groups as usize, taps, c.norm, c.act);
-        self.record(y, stats);
+        };
+        let y = self.model.add_node(name, Op::Conv(conv), &[x])?;
         if c.norm == Norm::Bn {
             self.bn_channels += u64::from(cout);
         }
+        if matches!(self.mode, Mode::Calibrate(_)) {
+            self.calibrate(weight, bias, c.norm)?;
+        }
         Ok(y)
-    }
-
-    /// Rescales each output row of `weight` and sets `bias` as described in the module docs;
-    /// returns the statistics after the activation.
-    #[allow(clippy::too_many_arguments)]
-    fn normalize(
-        &mut self,
-        x: TensorId,
-        weight: u32,
-        bias: Option<u32>,
-        cout: usize,
-        groups: usize,
-        taps: usize,
-        norm: Norm,
-        act: Activation,
-    ) -> Moments {
-        let w = &self.model.weights[weight as usize];
-        let pre = moments::linear_stats(self.stats(x), w, cout, groups, taps);
-        let fan_in = w.len() / cout.max(1);
-        let mut out = Moments::default();
-        let mut biases = Vec::with_capacity(cout);
-        for (o, &(m, v)) in pre.iter().enumerate() {
-            let (scale, b) = match norm {
-                Norm::Bn => {
-                    let scale = 1.0 / v.max(1e-12).sqrt();
-                    (scale, self.normal(BIAS_STD) - scale * m)
-                }
-                Norm::Bias => (1.0 / (m * m + v).max(1e-12).sqrt(), self.normal(BIAS_STD)),
-                Norm::Bare => (1.0 / (m * m + v).max(1e-12).sqrt(), 0.0),
-            };
-            let row = &mut self.model.weights[weight as usize][o * fan_in..(o + 1) * fan_in];
-            row.iter_mut().for_each(|w| *w = (*w as f64 * scale) as f32);
-            let (am, av) = moments::activation(act, scale * m + b, scale * scale * v);
-            out.mean.push(am);
-            out.var.push(av);
-            biases.push(b as f32);
-        }
-        if let Some(bias) = bias {
-            self.model.weights[bias as usize] = biases;
-        }
-        out
     }
 
     /// A fully connected layer on a `[1, K]` tensor, with bias and fused activation.
     pub fn linear(&mut self, name: &str, x: TensorId, out: u32, act: Activation) -> Layer {
         let k = self.model.shape(x).get(1).copied().unwrap_or(1);
-        let he = (2.0 / k.max(1) as f64).sqrt();
-        let data: Vec<f32> = (0..out as usize * k as usize).map(|_| self.normal(he) as f32).collect();
-        let weight = self.model.add_weight(&format!("{name}.weight"), &[out, k], data);
-        let bias = self.model.add_weight(&format!("{name}.bias"), &[out], vec![0.0; out as usize]);
+        let weight = self.weight(&format!("{name}.weight"), &[out, k]);
+        let bias = self.weight(&format!("{name}.bias"), &[out]);
         let op = Op::Gemm {
             weight,
             bias: Some(bias),
             activation: act,
         };
         let y = self.model.add_node(name, op, &[x])?;
-        let stats = self.normalize(x, weight, Some(bias), out as usize, 1, 1, Norm::Bias, act);
-        self.record(y, stats);
+        if matches!(self.mode, Mode::Calibrate(_)) {
+            self.calibrate(weight, Some(bias), Norm::Bias)?;
+        }
         Ok(y)
+    }
+
+    /// Draws the weights of the conv or Gemm just added (weight `weight`, bias `bias`),
+    /// scales them as described in the module docs and computes its output.
+    fn calibrate(&mut self, weight: u32, bias: Option<u32>, norm: Norm) -> Result<(), BuildError> {
+        let ws = &self.model.graph.weights[weight as usize].shape;
+        let (rows, fan_in) = (ws[0] as usize, ws[1..].iter().product::<u32>() as usize);
+        let he = (2.0 / fan_in.max(1) as f64).sqrt();
+        let w: Vec<f32> = (0..rows * fan_in).map(|_| self.normal(he) as f32).collect();
+        let noise: Vec<f64> = (0..rows).map(|_| self.normal(BIAS_STD)).collect();
+        let Mode::Calibrate(calib) = &mut self.mode else {
+            return Ok(());
+        };
+        self.model.weights[weight as usize] = w;
+        let (scale, shift) = calib.fit_last(&self.model, norm, &noise)?;
+        let w = &mut self.model.weights[weight as usize];
+        for (row, s) in w.chunks_mut(fan_in.max(1)).zip(&scale) {
+            row.iter_mut().for_each(|v| *v *= s);
+        }
+        if let Some(b) = bias {
+            self.model.weights[b as usize] = shift;
+        }
+        Ok(())
     }
 
     /// Squeeze-excite: global pool, 1x1 conv to `squeeze` channels with ReLU, 1x1 conv back
@@ -275,132 +323,6 @@ impl Net {
         let s = self.conv(&format!("{name}.fc1"), s, cv(squeeze, 1).bias().act(RELU))?;
         let s = self.conv(&format!("{name}.fc2"), s, cv(c, 1).bias().act(HSIGMOID))?;
         self.mul(&format!("{name}.scale"), x, s)
-    }
-
-    /// A standalone ReLU (when its input has other, non-rectified readers).
-    pub fn relu(&mut self, name: &str, x: TensorId) -> Layer {
-        let y = self.model.add_node(name, Op::Activation(RELU), &[x])?;
-        let stats = self.stats(x).map(|m, v| moments::activation(RELU, m, v));
-        self.record(y, stats);
-        Ok(y)
-    }
-
-    /// `act(a + b)`.
-    pub fn add(&mut self, name: &str, a: TensorId, b: TensorId, act: Activation) -> Layer {
-        let y = self.binary(name, BinaryKind::Add, act, a, b)?;
-        let (sa, sb) = (self.stats(a), self.stats(b));
-        let mut stats = Moments::default();
-        for c in 0..sa.channels() {
-            let (m, v) = (sa.mean[c] + sb.mean[c], sa.var[c] + sb.var[c]);
-            let (m, v) = moments::activation(act, m, v);
-            stats.mean.push(m);
-            stats.var.push(v);
-        }
-        self.record(y, stats);
-        Ok(y)
-    }
-
-    /// `x * gate` with a `[1, C, 1, 1]` gate.
-    pub fn mul(&mut self, name: &str, x: TensorId, gate: TensorId) -> Layer {
-        let y = self.binary(name, BinaryKind::Mul, Activation::None, x, gate)?;
-        let (sx, sg) = (self.stats(x), self.stats(gate));
-        let mut stats = Moments::default();
-        for c in 0..sx.channels() {
-            let (mx, vx, mg, vg) = (sx.mean[c], sx.var[c], sg.mean[c], sg.var[c]);
-            stats.mean.push(mx * mg);
-            stats.var.push((vx + mx * mx) * (vg + mg * mg) - (mx * mg) * (mx * mg));
-        }
-        self.record(y, stats);
-        Ok(y)
-    }
-
-    fn binary(&mut self, name: &str, kind: BinaryKind, activation: Activation, a: TensorId, b: TensorId) -> Layer {
-        self.model.add_node(name, Op::Binary { kind, activation }, &[a, b])
-    }
-
-    /// Concatenation along channels.
-    pub fn concat(&mut self, name: &str, parts: &[TensorId]) -> Layer {
-        let y = self.model.add_node(name, Op::Concat, parts)?;
-        let stats = Moments::concat(parts.iter().map(|&p| &self.stats[p as usize]));
-        self.record(y, stats);
-        Ok(y)
-    }
-
-    /// Channels `[start, end)` of `x`.
-    pub fn slice(&mut self, name: &str, x: TensorId, start: u32, end: u32) -> Layer {
-        let y = self.model.add_node(name, Op::SliceChannels { start, end }, &[x])?;
-        let stats = self.stats(x).slice(start as usize, end as usize);
-        self.record(y, stats);
-        Ok(y)
-    }
-
-    /// Channel shuffle with `groups` groups.
-    pub fn shuffle(&mut self, name: &str, x: TensorId, groups: u32) -> Layer {
-        let y = self.model.add_node(name, Op::ChannelShuffle { groups }, &[x])?;
-        let stats = self.stats(x).shuffle(groups as usize);
-        self.record(y, stats);
-        Ok(y)
-    }
-
-    /// Max pooling, `k x k` windows with `stride` and `pads`; `ceil` selects PyTorch's
-    /// `ceil_mode` output size (a last window must start inside the input or left padding).
-    pub fn max_pool(&mut self, name: &str, x: TensorId, k: u32, stride: u32, pads: [u32; 4], ceil: bool) -> Layer {
-        let shape = self.model.shape(x).to_vec();
-        let out_shape = match (ceil, shape.as_slice()) {
-            (true, &[n, c, h, w]) => Some(vec![
-                n,
-                c,
-                ceil_out(h, pads[0], pads[2], k, stride),
-                ceil_out(w, pads[1], pads[3], k, stride),
-            ]),
-            _ => None,
-        };
-        let op = Op::MaxPool(Pool {
-            kernel: [k, k],
-            stride: [stride, stride],
-            pads,
-            count_include_pad: false,
-        });
-        let y = self.model.add_node_with_shape(name, op, &[x], out_shape)?;
-        // Neighbouring values are correlated: count about half the window as independent.
-        let (e, var) = moments::max_of_normals((k * k).div_ceil(2) as usize);
-        let stats = self.stats(x).map(|m, v| (m + e * v.sqrt(), var * v));
-        self.record(y, stats);
-        Ok(y)
-    }
-
-    /// Average pooling, `k x k` windows with `stride` and `pad` on every side, dividing by
-    /// the full window (PyTorch's default `count_include_pad`).
-    pub fn avg_pool(&mut self, name: &str, x: TensorId, k: u32, stride: u32, pad: u32) -> Layer {
-        let op = Op::AveragePool(Pool {
-            kernel: [k, k],
-            stride: [stride, stride],
-            pads: [pad; 4],
-            count_include_pad: true,
-        });
-        let y = self.model.add_node(name, op, &[x])?;
-        // Between independent (var / k^2) and fully correlated (var) neighbours.
-        let stats = self.stats(x).map(|m, v| (m, v / k as f64));
-        self.record(y, stats);
-        Ok(y)
-    }
-
-    /// Global average pooling to `[1, C, 1, 1]`.
-    pub fn global_pool(&mut self, name: &str, x: TensorId) -> Layer {
-        let area: u64 = self.model.shape(x).iter().skip(2).map(|&d| u64::from(d)).product();
-        let y = self.model.add_node(name, Op::GlobalAveragePool, &[x])?;
-        let stats = self.stats(x).map(|m, v| (m, v / area.max(1) as f64));
-        self.record(y, stats);
-        Ok(y)
-    }
-
-    /// Flattens `[1, C, H, W]` to `[1, C * H * W]` (only used after global pooling).
-    pub fn flatten(&mut self, name: &str, x: TensorId) -> Layer {
-        let numel = self.model.shape(x).iter().product::<u32>();
-        let y = self.model.add_node_with_shape(name, Op::Reshape, &[x], Some(vec![1, numel]))?;
-        let stats = self.stats(x).clone();
-        self.record(y, stats);
-        Ok(y)
     }
 }
 
@@ -413,17 +335,4 @@ pub(crate) fn make_divisible(v: f64, divisor: u32) -> u32 {
         out += d;
     }
     out as u32
-}
-
-/// Output size of a ceil-mode pooling window along one axis (PyTorch's rule).
-fn ceil_out(size: u32, pad0: u32, pad1: u32, k: u32, stride: u32) -> u32 {
-    let padded = size + pad0 + pad1;
-    if padded < k || stride == 0 {
-        return 0; // shape inference reports the error
-    }
-    let mut out = (padded - k).div_ceil(stride) + 1;
-    if (out - 1) * stride >= size + pad0 {
-        out -= 1;
-    }
-    out
 }

@@ -63,7 +63,11 @@ fn build(net: &mut Net, input: TensorId, blocks: &[Block], last_channel: u32) ->
         }
         y = net.conv(&format!("{name}.dw"), y, dw(k).stride(stride).act(act))?;
         if se {
-            y = net.se(&format!("{name}.se"), y, make_divisible(f64::from(exp / 4), 8))?;
+            y = net.se(
+                &format!("{name}.se"),
+                y,
+                make_divisible(f64::from(exp / 4), 8),
+            )?;
         }
         y = net.conv(&format!("{name}.project"), y, cv(cout, 1))?;
         x = if stride == 1 && cin == cout {
@@ -73,7 +77,11 @@ fn build(net: &mut Net, input: TensorId, blocks: &[Block], last_channel: u32) ->
         };
     }
     let last_conv = 6 * net.channels(x);
-    x = net.conv(&format!("features.{}", blocks.len() + 1), x, cv(last_conv, 1).act(HSWISH))?;
+    x = net.conv(
+        &format!("features.{}", blocks.len() + 1),
+        x,
+        cv(last_conv, 1).act(HSWISH),
+    )?;
     x = net.global_pool("avgpool", x)?;
     x = net.flatten("flatten", x)?;
     x = net.linear("classifier.0", x, last_channel, HSWISH)?;

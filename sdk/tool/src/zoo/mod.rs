@@ -7,27 +7,43 @@
 //! `input` (`[1, 3, H, W]`), the output tensor `output` (`[1, 1000]` logits).
 //!
 //! Weights are drawn from a generator seeded by [`ZooOptions::seed`] and the family name,
-//! He-normal, and rescaled per output channel as a calibrated BatchNorm would (see
-//! `layers`), so the logits stay O(1) for N(0, 1) inputs. They are the same at every input
-//! size.
+//! He-normal, and rescaled per output channel from the statistics each layer sees on a
+//! small batch of seeded N(0, 1) images of the input size (of the family default size for
+//! larger inputs), as calibrated BatchNorm statistics would be (see `layers`), so
+//! activations and logits stay O(1). The statistics are measured while the graph is built,
+//! each new node run by the runtime crate on the values cached for its inputs
+//! (`calibrate`, `one_node`). The same options give the same weights on every platform.
 //!
 //! Parameter counts: the built graph holds folded weights (a conv with BatchNorm has one
 //! bias value per channel instead of `gamma` and `beta`). [`published_comparison`] counts
-//! a model the way its family's published figure does ([`ParamConvention`]).
+//! a model the way its family's published figure does ([`ParamConvention`]); MACs are
+//! those of convolutions and Gemm ([`crate::stats`]). At the default input size:
+//!
+//! | family | graph params | published convention | published | MACs | published |
+//! |---|---:|---:|---:|---:|---:|
+//! | squeezenet1_1 | 1,235,496 | 1,235,496 | 1,235,496 | 349.2M | 350M |
+//! | mobilenet_v1 | 4,221,032 | 4,231,976 | 4.2M | 568.7M | 569M |
+//! | mobilenet_v2 | 3,487,816 | 3,504,872 | 3,504,872 | 300.8M | 300M |
+//! | mobilenet_v3_small | 2,536,800 | 2,542,856 | 2.5M | 56.5M | 56M |
+//! | mobilenet_v3_large | 5,470,832 | 5,483,032 | 5.4M | 216.6M | 219M |
+//! | shufflenet_v1 | 1,853,488 | 1,865,728 | 1.9M | 137.5M | 138M |
+//! | shufflenet_v2_x1_0 | 2,270,514 | 2,278,604 | 2.3M | 144.9M | 146M |
+//! | ghostnet_1_0 | 5,171,524 | 5,182,508 | 5.2M | 141.2M | 141M |
+//! | xception | 22,828,688 | 22,910,480 | 22,910,480 | 8,357M | 8.4G |
 
+mod calibrate;
 mod ghostnet;
 mod layers;
 mod mobilenet_v1;
 mod mobilenet_v2;
 mod mobilenet_v3;
-mod moments;
+mod one_node;
+mod ops;
 mod shufflenet_v1;
 mod shufflenet_v2;
 mod squeezenet;
 mod xception;
 
-#[cfg(test)]
-mod reference;
 #[cfg(test)]
 mod tests;
 
@@ -104,9 +120,10 @@ pub const FAMILIES: &[Family] = &[
     Family {
         name: "shufflenet_v1",
         input_hw: 224,
-        published_params: 1_800_000,
+        published_params: 1_900_000,
         published_macs: 138_000_000,
-        source: "ShuffleNet paper (Zhang et al. 2018), 1x g=3: 1.8M params, 138M MFLOPs (MACs)",
+        source: "ShuffleNet authors' reference (megvii-model/ShuffleNet-Series), 1.0x group=3: \
+                 1.9M params, 138M FLOPs (MACs); mmpretrain lists 1.87M",
     },
     Family {
         name: "shufflenet_v2_x1_0",
@@ -175,19 +192,39 @@ pub enum ZooError {
 /// Key of [`crate::IrModel`] metadata `extra` holding the folded BatchNorm channel count.
 pub const BN_CHANNELS_KEY: &str = "zoo.folded_bn_channels";
 
-/// Builds the family `name` with deterministic random weights.
+/// Builds the family `name` with deterministic random weights (see the module docs).
+///
+/// Fails with [`ZooError::UnknownFamily`] for a name not in [`FAMILIES`] and with
+/// [`ZooError::Build`] for an input size the network does not fit (e.g. smaller than its
+/// total stride).
 pub fn build(name: &str, options: &ZooOptions) -> Result<IrModel, ZooError> {
     let fam = family(name).ok_or_else(|| unknown(name))?;
     let hw = options.input_hw.unwrap_or(fam.input_hw);
     let producer = format!("prunus {} (zoo)", env!("CARGO_PKG_VERSION"));
     let build_family = builder(fam.name).ok_or_else(|| unknown(name))?;
-    let (mut net, input) = Net::new(fam.name, &producer, family_seed(fam.name, options.seed), hw);
-    let output = build_family(&mut net, input)?;
+    let seed = family_seed(fam.name, options.seed);
+    // Calibrate at the requested size, or at the default size for larger inputs.
+    let calibration_hw = hw.min(fam.input_hw);
+    let (mut structure, input) = Net::structure(fam.name, calibration_hw);
+    let output = build_family(&mut structure, input)?;
+    structure.model.set_outputs(&[output]);
+    let frees = calibrate::liveness(&structure.model.graph);
+    let (mut calibration, input) =
+        Net::calibrating(fam.name, &producer, seed, calibration_hw, frees);
+    let mut output = build_family(&mut calibration, input)?;
+    let bn_channels = calibration.bn_channels();
+    let net = if hw == calibration_hw {
+        calibration
+    } else {
+        let (mut net, input) = Net::replaying(fam.name, &producer, hw, calibration.into_weights());
+        output = build_family(&mut net, input)?;
+        net
+    };
     let extra = vec![
         ("zoo.family".to_string(), fam.name.to_string()),
         ("zoo.seed".to_string(), options.seed.to_string()),
         ("zoo.source".to_string(), fam.source.to_string()),
-        (BN_CHANNELS_KEY.to_string(), net.bn_channels().to_string()),
+        (BN_CHANNELS_KEY.to_string(), bn_channels.to_string()),
     ];
     Ok(net.finish(output, extra))
 }
@@ -195,7 +232,11 @@ pub fn build(name: &str, options: &ZooOptions) -> Result<IrModel, ZooError> {
 fn unknown(name: &str) -> ZooError {
     ZooError::UnknownFamily {
         name: name.to_string(),
-        known: FAMILIES.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
+        known: FAMILIES
+            .iter()
+            .map(|f| f.name)
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
@@ -220,9 +261,9 @@ fn builder(name: &str) -> Option<Builder> {
 
 /// The generator seed of family `name` for the user seed `seed` (FNV-1a of the name).
 fn family_seed(name: &str, seed: u64) -> u64 {
-    let hash = name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     hash ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
@@ -260,7 +301,13 @@ impl Comparison {
 pub fn published_comparison(model: &IrModel) -> Option<Comparison> {
     let meta = &model.graph.metadata;
     let family = family(&meta.name)?;
-    let bn: u64 = meta.extra.iter().find(|(k, _)| k == BN_CHANNELS_KEY)?.1.parse().ok()?;
+    let bn: u64 = meta
+        .extra
+        .iter()
+        .find(|(k, _)| k == BN_CHANNELS_KEY)?
+        .1
+        .parse()
+        .ok()?;
     let stats = graph_stats(&model.graph);
     let convention = family.param_convention();
     let extra_per_channel = match convention {

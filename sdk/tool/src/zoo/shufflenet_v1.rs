@@ -25,15 +25,27 @@ fn unit(net: &mut Net, name: &str, x: TensorId, out: u32, stride: u32, first_gro
     let cin = net.channels(x);
     let mid = out / 4;
     let branch_out = if stride == 2 { out - cin } else { out };
-    let y = net.conv(&format!("{name}.gconv1"), x, cv(mid, 1).groups(first_groups).act(RELU))?;
+    let y = net.conv(
+        &format!("{name}.gconv1"),
+        x,
+        cv(mid, 1).groups(first_groups).act(RELU),
+    )?;
     let y = net.shuffle(&format!("{name}.shuffle"), y, GROUPS)?;
     let y = net.conv(&format!("{name}.dw"), y, dw(3).stride(stride))?;
     if stride == 2 {
-        let y = net.conv(&format!("{name}.gconv2"), y, cv(branch_out, 1).groups(GROUPS).act(RELU))?;
+        let y = net.conv(
+            &format!("{name}.gconv2"),
+            y,
+            cv(branch_out, 1).groups(GROUPS).act(RELU),
+        )?;
         let shortcut = net.avg_pool(&format!("{name}.shortcut"), x, 3, 2, 1)?;
         net.concat(&format!("{name}.cat"), &[shortcut, y])
     } else {
-        let y = net.conv(&format!("{name}.gconv2"), y, cv(branch_out, 1).groups(GROUPS))?;
+        let y = net.conv(
+            &format!("{name}.gconv2"),
+            y,
+            cv(branch_out, 1).groups(GROUPS),
+        )?;
         net.add(&format!("{name}.add"), x, y, RELU)
     }
 }
@@ -45,7 +57,11 @@ pub(super) fn build(net: &mut Net, input: TensorId) -> Layer {
     for &(stage, repeats, out) in &STAGES {
         for i in 0..repeats {
             let stride = if i == 0 { 2 } else { 1 };
-            let first_groups = if stage == "stage2" && i == 0 { 1 } else { GROUPS };
+            let first_groups = if stage == "stage2" && i == 0 {
+                1
+            } else {
+                GROUPS
+            };
             x = unit(net, &format!("{stage}.{i}"), x, out, stride, first_groups)?;
         }
     }

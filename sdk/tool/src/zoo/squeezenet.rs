@@ -10,15 +10,31 @@ use super::layers::{Layer, Net, RELU, cv};
 
 /// Fire module: 1x1 squeeze, then 1x1 and 3x3 expands concatenated.
 fn fire(net: &mut Net, name: &str, x: TensorId, squeeze: u32, expand: u32) -> Layer {
-    let s = net.conv(&format!("{name}.squeeze"), x, cv(squeeze, 1).bias().act(RELU))?;
-    let e1 = net.conv(&format!("{name}.expand1x1"), s, cv(expand, 1).bias().act(RELU))?;
-    let e3 = net.conv(&format!("{name}.expand3x3"), s, cv(expand, 3).bias().act(RELU))?;
+    let s = net.conv(
+        &format!("{name}.squeeze"),
+        x,
+        cv(squeeze, 1).bias().act(RELU),
+    )?;
+    let e1 = net.conv(
+        &format!("{name}.expand1x1"),
+        s,
+        cv(expand, 1).bias().act(RELU),
+    )?;
+    let e3 = net.conv(
+        &format!("{name}.expand3x3"),
+        s,
+        cv(expand, 3).bias().act(RELU),
+    )?;
     net.concat(&format!("{name}.cat"), &[e1, e3])
 }
 
 /// Adds SqueezeNet 1.1 after `input`; returns the logits.
 pub(super) fn build(net: &mut Net, input: TensorId) -> Layer {
-    let mut x = net.conv("features.0", input, cv(64, 3).stride(2).pad(0).bias().act(RELU))?;
+    let mut x = net.conv(
+        "features.0",
+        input,
+        cv(64, 3).stride(2).pad(0).bias().act(RELU),
+    )?;
     x = net.max_pool("features.2", x, 3, 2, [0; 4], true)?;
     x = fire(net, "features.3", x, 16, 64)?;
     x = fire(net, "features.4", x, 16, 64)?;

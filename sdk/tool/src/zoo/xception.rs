@@ -30,7 +30,11 @@ fn sep(net: &mut Net, name: &str, x: TensorId, cout: u32, act: Activation) -> La
 /// strided 1x1 conv shortcut. `x` is the block input (already through ReLU if Keras
 /// applies one before the first separable conv); `shortcut_in` feeds the shortcut.
 fn down(net: &mut Net, name: &str, x: TensorId, shortcut_in: TensorId, c1: u32, c2: u32) -> Layer {
-    let res = net.conv(&format!("{name}.shortcut"), shortcut_in, cv(c2, 1).stride(2))?;
+    let res = net.conv(
+        &format!("{name}.shortcut"),
+        shortcut_in,
+        cv(c2, 1).stride(2),
+    )?;
     let y = sep(net, &format!("{name}.sep1"), x, c1, RELU)?;
     let y = sep(net, &format!("{name}.sep2"), y, c2, Activation::None)?;
     let (p0, p1) = same_pads(net.height(y), 3, 2);
