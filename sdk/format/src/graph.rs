@@ -28,6 +28,26 @@ pub struct Graph {
     pub outputs: Vec<TensorId>,
 }
 
+impl Graph {
+    /// Display name of a node's op, telling depthwise (`DwConv`: one input channel per
+    /// group) from other grouped convolutions (`GroupConv`).
+    pub fn node_kind(&self, node: &Node) -> &'static str {
+        match &node.op {
+            Op::Conv(c) if c.groups > 1 => {
+                let per_group = self
+                    .weights
+                    .get(c.weight as usize)
+                    .and_then(|w| w.shape.get(1));
+                match per_group {
+                    Some(1) => "DwConv",
+                    _ => "GroupConv",
+                }
+            }
+            op => op.kind_name(),
+        }
+    }
+}
+
 /// Descriptive metadata carried with the model.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metadata {
@@ -318,7 +338,8 @@ pub enum Op {
 }
 
 impl Op {
-    /// Short name for summaries and profiles (`Conv`, `DwConv`, `Gemm`, ...).
+    /// Short name of the op alone (`Conv`, `Conv1x1`, `DwConv` for any grouped k×k conv,
+    /// `Gemm`, ...); [`Graph::node_kind`] tells depthwise from group convolutions.
     pub fn kind_name(&self) -> &'static str {
         match self {
             Op::Conv(c) if c.groups > 1 && c.kernel != [1, 1] => "DwConv",

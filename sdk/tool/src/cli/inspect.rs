@@ -41,7 +41,7 @@ pub fn run(file: &Path) -> Result<()> {
         let op = match &node.op {
             prunus_format::Op::Conv(c) => format!(
                 "{} {}x{}/{}{}",
-                node.op.kind_name(),
+                graph.node_kind(node),
                 c.kernel[0],
                 c.kernel[1],
                 c.stride[0],

@@ -42,7 +42,7 @@ pub fn import_onnx(path: &Path, input_shape: Option<Vec<u32>>) -> Result<prunus_
 pub fn print_summary(graph: &Graph, file_bytes: usize) {
     let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
     for node in &graph.nodes {
-        *ops.entry(node.op.kind_name()).or_default() += 1;
+        *ops.entry(graph.node_kind(node)).or_default() += 1;
     }
     let stats = graph_stats(graph);
     let ops: Vec<String> = ops.iter().map(|(k, v)| format!("{k} x{v}")).collect();
