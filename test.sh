@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Sets up what the tests need first: the Python venv that
 # writes the onnxruntime reference fixtures (tests/fixtures/). Later issues extend this
-# script (C examples, valgrind, qemu).
+# script (qemu).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,5 +14,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== tests"
 cargo test --workspace
+
+echo "== C ABI (header, install, C/C++ examples, valgrind, threads)"
+bash ffi/test.sh
 
 echo "== all tests passed"
