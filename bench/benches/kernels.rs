@@ -1,8 +1,9 @@
-//! Kernel latency per shape class (scalar table today; SIMD tables plug in here).
+//! Kernel latency and throughput per shape class, for every ISA this CPU supports
+//! (`Isa::available()`: e.g. avx512, avx2, scalar). Throughput is in FLOP/s (2 per MAC).
 //!
-//! `cargo bench -p prunus-bench --bench kernels`
+//! `cargo bench -p prunus-bench --bench kernels [-- FILTER]`, e.g. `-- conv1x1`.
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prunus::format::Activation;
 use prunus::kernels::{ConvGeom, Epilogue, Isa, KernelTable};
 
@@ -24,40 +25,83 @@ fn geom(c: usize, hw: usize, out_c: usize, k: usize, stride: usize, groups: usiz
     }
 }
 
+/// Deterministic, varied values (constant inputs would let nothing be learned about NaN or
+/// denormal paths, and look nothing like activations).
+fn values(n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * scale)
+        .collect()
+}
+
 fn kernels(c: &mut Criterion) {
     let cases = [
+        // MobileNetV1 pointwise layers, then MobileNetV2 expand / project layers.
+        ("conv1x1/112x112x32->64", geom(32, 112, 64, 1, 1, 1)),
         ("conv1x1/56x56x64->64", geom(64, 56, 64, 1, 1, 1)),
+        ("conv1x1/28x28x256->256", geom(256, 28, 256, 1, 1, 1)),
+        ("conv1x1/14x14x512->512", geom(512, 14, 512, 1, 1, 1)),
+        ("conv1x1/7x7x1024->1024", geom(1024, 7, 1024, 1, 1, 1)),
+        ("conv1x1/56x56x24->144", geom(24, 56, 144, 1, 1, 1)),
         ("conv1x1/14x14x576->96", geom(576, 14, 96, 1, 1, 1)),
+        ("conv1x1/7x7x320->1280", geom(320, 7, 1280, 1, 1, 1)),
+        // ShuffleNet v1 (g=3) grouped pointwise.
+        ("groupconv/1x1g3/28x28x240->60", geom(240, 28, 60, 1, 1, 3)),
+        (
+            "groupconv/1x1g3/14x14x480->480",
+            geom(480, 14, 480, 1, 1, 3),
+        ),
         ("dwconv/3x3s1/56x56x144", geom(144, 56, 144, 3, 1, 144)),
         ("dwconv/3x3s2/112x112x96", geom(96, 112, 96, 3, 2, 96)),
         ("dwconv/5x5s1/14x14x672", geom(672, 14, 672, 5, 1, 672)),
         ("conv/3x3s2/224x224x3->32", geom(3, 224, 32, 3, 2, 1)),
-        ("groupconv/1x1g3/28x28x240->60", geom(240, 28, 60, 1, 1, 3)),
     ];
     let mut group = c.benchmark_group("kernel");
     for isa in Isa::available() {
         let table = KernelTable::for_isa(*isa);
         for (name, g) in &cases {
-            let x = vec![0.5f32; g.in_c * g.in_h * g.in_w];
+            let x = values(g.in_c * g.in_h * g.in_w, 1.0);
             let per_out = g.in_c / g.groups * g.kernel[0] * g.kernel[1];
-            let w = vec![0.01f32; g.out_c.div_ceil(8) * 8 * per_out];
-            let bias = vec![0.1f32; g.out_c];
+            let bias = values(g.out_c, 0.1);
             let mut y = vec![0.0f32; g.out_c * g.out_h * g.out_w];
             let epi = Epilogue {
                 bias: Some(&bias),
                 activation: Activation::Relu,
             };
+            // Same choice as the session's lowering (exec.rs).
             let f = if g.kernel == [1, 1] && g.groups == 1 {
                 table.conv1x1
             } else if g.groups == g.in_c && g.in_c == g.out_c {
                 table.depthwise
+            } else if g.kernel == [1, 1] {
+                table.group_conv1x1
             } else {
                 table.conv
             };
+            let flops = 2 * g.out_c * g.out_h * g.out_w * per_out;
+            group.throughput(Throughput::Elements(flops as u64));
+            // Panel8 (ungrouped 1x1) pads the output channels to a multiple of 8.
+            let rows = if g.kernel == [1, 1] && g.groups == 1 {
+                g.out_c.div_ceil(8) * 8
+            } else {
+                g.out_c
+            };
+            let w = values(rows * per_out, 0.05);
             group.bench_function(format!("{}/{name}", isa.name()), |b| {
                 b.iter(|| f(g, &x, &w, &epi, &mut y))
             });
         }
+        let (k, o) = (1024usize, 1000usize);
+        let x = values(k, 1.0);
+        let w = values(o.div_ceil(8) * 8 * k, 0.05);
+        let mut y = vec![0.0f32; o];
+        let epi = Epilogue {
+            bias: None,
+            activation: Activation::None,
+        };
+        group.throughput(Throughput::Elements(2 * (k * o) as u64));
+        group.bench_function(format!("{}/gemm/1024->1000", isa.name()), |b| {
+            b.iter(|| (table.gemm)(&x, &w, &epi, &mut y))
+        });
     }
     group.finish();
 }

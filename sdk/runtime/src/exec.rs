@@ -194,6 +194,8 @@ pub fn lower(
                 table.conv1x1
             } else if geom.groups == in_c && in_c == out_c {
                 table.depthwise
+            } else if c.kernel == [1, 1] {
+                table.group_conv1x1
             } else {
                 table.conv
             };

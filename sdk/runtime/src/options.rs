@@ -3,7 +3,8 @@
 use crate::error::Error;
 use crate::kernels::Isa;
 
-/// Environment variable that overrides the instruction set (`scalar`, ...).
+/// Environment variable that overrides the instruction set: `scalar`, `avx2`, `avx512`
+/// (x86-64) or `neon` (aarch64); an ISA this build or CPU lacks is an error.
 pub const ISA_ENV: &str = "PRUNUS_ISA";
 
 /// Which tensors keep their values after [`crate::Session::run`]. Others share memory and
@@ -42,7 +43,8 @@ impl Default for Options {
 }
 
 impl Isa {
-    /// Parses an ISA name (`scalar`, ...) and checks this build and CPU support it.
+    /// Parses an ISA name (`scalar`, `avx2`, `avx512`, `neon`; any case) and checks this
+    /// build and CPU support it.
     pub fn parse(name: &str) -> Result<Isa, Error> {
         Isa::available()
             .iter()
@@ -59,9 +61,10 @@ impl Isa {
     }
 
     /// The ISA a session uses: the option, else `PRUNUS_ISA`, else the best available.
+    /// An option naming an ISA this CPU lacks is an error, like the variable.
     pub fn select(option: Option<Isa>) -> Result<Isa, Error> {
         if let Some(isa) = option {
-            return Ok(isa);
+            return Isa::parse(isa.name());
         }
         match std::env::var(ISA_ENV) {
             Ok(name) if !name.is_empty() => Isa::parse(&name),
@@ -79,5 +82,34 @@ mod tests {
         assert_eq!(Isa::parse("Scalar").unwrap(), Isa::Scalar);
         let err = Isa::parse("sve9").unwrap_err().to_string();
         assert!(err.contains("sve9") && err.contains("scalar"), "{err}");
+        // Another architecture's ISA is unknown to this build.
+        #[cfg(target_arch = "x86_64")]
+        assert!(Isa::parse("neon").is_err());
+        #[cfg(target_arch = "aarch64")]
+        assert!(Isa::parse("avx2").is_err());
+    }
+
+    #[test]
+    fn available_lists_scalar_last_and_parses_every_entry() {
+        let all = Isa::available();
+        assert_eq!(all.last(), Some(&Isa::Scalar));
+        for &isa in all {
+            assert_eq!(Isa::parse(&isa.name().to_uppercase()).unwrap(), isa);
+            assert_eq!(Isa::select(Some(isa)).unwrap(), isa);
+        }
+        // NEON is baseline on aarch64: it must be detected (also under qemu).
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!(all[0], Isa::Neon);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn simd_isas_follow_cpu_detection() {
+        let avx2 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        assert_eq!(Isa::available().contains(&Isa::Avx2), avx2);
+        assert_eq!(Isa::parse("avx2").is_ok(), avx2);
+        let avx512 = avx2 && std::arch::is_x86_feature_detected!("avx512f");
+        assert_eq!(Isa::available().contains(&Isa::Avx512), avx512);
     }
 }

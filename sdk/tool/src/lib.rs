@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod ir;
 pub mod onnx;
 pub mod passes;
+pub mod prune;
 pub mod stats;
 pub mod zoo;
 

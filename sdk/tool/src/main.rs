@@ -32,6 +32,8 @@ enum Command {
     Zoo(cli::zoo::ZooArgs),
     /// Build every zoo family, pack, memory-map, run, and print a table.
     Demo(cli::demo::DemoArgs),
+    /// Prune a model: channels (structured, from ONNX) or weights/blocks/N:M (dense zeros).
+    Prune(cli::prune::PruneArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => cli::bench::run(&args),
         Command::Zoo(args) => cli::zoo::run(&args),
         Command::Demo(args) => cli::demo::run(&args),
+        Command::Prune(args) => cli::prune::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

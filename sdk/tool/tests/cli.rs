@@ -133,6 +133,105 @@ fn zoo_inspect_run_bench() {
     assert_eq!(std::fs::metadata(&raw_out).unwrap().len(), 4000);
 }
 
+/// The on-board benchmark: no model file (or `--zoo`) gives one table row per model and
+/// thread count, and the same results as JSON and Markdown.
+#[test]
+fn board_bench_table_json_and_markdown() {
+    let dir = TempDir::new("board");
+    let model = dir.path("own.prunus");
+    ok(&[
+        "zoo",
+        "shufflenet_v2_x1_0",
+        "-o",
+        &model,
+        "--input-hw",
+        "64",
+    ]);
+    let json = dir.path("r.json");
+    let md = dir.path("r.md");
+    let out = ok(&[
+        "bench",
+        &model,
+        "--zoo",
+        "squeezenet1_1,mobilenet_v2",
+        "--input-hw",
+        "64",
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+        "--threads",
+        "1,2",
+        "--affinity",
+        "big",
+        "--json",
+        &json,
+        "--markdown",
+        &md,
+    ]);
+    assert!(out.contains("| model | input | threads |"), "{out}");
+    for name in ["own", "squeezenet1_1", "mobilenet_v2"] {
+        assert!(out.contains(&format!("| {name} | 64x64 | 1 |")), "{out}");
+        assert!(out.contains(&format!("| {name} | 64x64 | 2 |")), "{out}");
+    }
+    // No cpufreq here (or one kind of core): `big` is honoured or explained, never fatal.
+    assert!(out.contains("affinity big ("), "{out}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 6, "3 models x 2 thread counts");
+    for r in results {
+        assert_eq!(r["runs"], 2, "exactly --runs runs: {r}");
+        assert_eq!(r["times_ms"].as_array().unwrap().len(), 2);
+        let (min, med, max) = (
+            r["min_ms"].as_f64().unwrap(),
+            r["median_ms"].as_f64().unwrap(),
+            r["max_ms"].as_f64().unwrap(),
+        );
+        assert!(0.0 < min && min <= med && med <= max, "{r}");
+        assert!(r["load_ms"].as_f64().unwrap() >= 0.0, "{r}");
+        assert_eq!(r["input"], serde_json::json!([1, 3, 64, 64]));
+        assert!(r["macs"].as_u64().unwrap() > 0, "{r}");
+    }
+    assert_eq!(results[0]["model"], "own");
+    assert_eq!(report["settings"]["threads"], serde_json::json!([1, 2]));
+    assert!(report["system"]["arch"].is_string());
+
+    let markdown = std::fs::read_to_string(&md).unwrap();
+    assert!(markdown.starts_with("### prunus "), "{markdown}");
+    assert_eq!(
+        markdown.lines().filter(|l| l.starts_with("| ")).count(),
+        7,
+        "head + 6 rows:\n{markdown}"
+    );
+}
+
+#[test]
+fn board_bench_errors_and_thread_lists() {
+    let dir = TempDir::new("board-errors");
+    fails(
+        &["bench", "--zoo", "resnet50"],
+        "unknown zoo family 'resnet50'",
+    );
+    fails(
+        &["bench", "--zoo", "squeezenet1_1", "--input", "x.npy"],
+        "exactly one model",
+    );
+    fails(
+        &["bench", "--zoo", "squeezenet1_1", "--threads", "0"],
+        "at least 1",
+    );
+    let model = dir.path("m.prunus");
+    ok(&["zoo", "squeezenet1_1", "-o", &model, "--input-hw", "64"]);
+    let two = ok(&["bench", &model, "--threads", "1,2", "--runs", "1"]);
+    assert!(
+        two.contains("| m | 64x64 | 1 |") && two.contains("| m | 64x64 | 2 |"),
+        "a thread list makes one model a table:\n{two}"
+    );
+    fails(&["bench", &model, "--isa", "sse9"], "sse9");
+}
+
 #[test]
 fn bad_input_is_a_clear_error() {
     let dir = TempDir::new("errors");

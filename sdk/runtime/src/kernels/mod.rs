@@ -1,16 +1,20 @@
 //! Compute kernels on CHW (batch 1) f32 data, and the dispatch table that picks them.
 //!
-//! Every kernel here is a plain, portable implementation; each has a naive reference in its
-//! tests and a property test against it. The table ([`KernelTable`]) is the only place that
-//! knows which implementation runs for an ISA; later SIMD kernels plug into it.
+//! Every op has a plain, portable implementation; the fast ones are written once against
+//! the [`simd`] abstraction and instantiated per ISA (AVX2, AVX-512, NEON). Each kernel has
+//! a naive reference in its tests and a property test against it, run for every ISA the
+//! CPU supports. The table ([`KernelTable`]) is the only place that knows which
+//! implementation runs for an ISA.
 
 pub mod activation;
 pub mod binary;
 pub mod conv;
 pub mod conv1x1;
+pub mod dwconv;
 pub mod gemm;
 pub mod layout_ops;
 pub mod pool;
+pub mod simd;
 
 use prunus_format::Activation;
 
@@ -101,8 +105,18 @@ pub type PoolFn = fn(&PoolGeom, &[f32], &mut [f32]);
 /// The instruction set a session's kernels are chosen for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
-    /// Portable Rust, no explicit SIMD.
+    /// Portable Rust, no explicit SIMD (whatever the compiler auto-vectorises for the
+    /// build's baseline target).
     Scalar,
+    /// x86-64 AVX2 with FMA, 8 lanes.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// x86-64 AVX-512F, 16 lanes (pointwise kernels; the rest as [`Isa::Avx2`]).
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// aarch64 NEON, 4 lanes.
+    #[cfg(target_arch = "aarch64")]
+    Neon,
 }
 
 impl Isa {
@@ -110,12 +124,39 @@ impl Isa {
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => "avx2",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => "avx512",
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => "neon",
         }
     }
 
-    /// Every ISA this build has kernels for, best first.
+    /// Every ISA this build has kernels for and this CPU supports, best first
+    /// ([`Isa::Scalar`] last, always present). Detected once, cached by `std`.
     pub fn available() -> &'static [Isa] {
-        &[Isa::Scalar]
+        #[cfg(target_arch = "x86_64")]
+        {
+            use simd::Simd;
+            match (simd::Avx512::detect(), simd::Avx2::detect()) {
+                (Some(_), Some(_)) => &[Isa::Avx512, Isa::Avx2, Isa::Scalar],
+                (None, Some(_)) => &[Isa::Avx2, Isa::Scalar],
+                _ => &[Isa::Scalar],
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            use simd::Simd;
+            match simd::Neon::detect() {
+                Some(_) => &[Isa::Neon, Isa::Scalar],
+                None => &[Isa::Scalar],
+            }
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            &[Isa::Scalar]
+        }
     }
 }
 
@@ -126,6 +167,8 @@ pub struct KernelTable {
     pub isa: Isa,
     /// 1x1 ungrouped convolution (Panel8 weights; any stride and padding).
     pub conv1x1: ConvFn,
+    /// 1x1 grouped convolution (`1 < groups`, not depthwise), OIHW (row-major) weights.
+    pub group_conv1x1: ConvFn,
     /// Depthwise convolution (`groups == in_c == out_c`), OIHW weights.
     pub depthwise: ConvFn,
     /// Any other convolution (full or grouped), OIHW weights.
@@ -139,17 +182,49 @@ pub struct KernelTable {
 }
 
 impl KernelTable {
-    /// The table for `isa`.
+    /// The table for `isa`. SIMD entries check the CPU themselves (and fall back to the
+    /// portable kernels), so every table is safe to use on any CPU; only
+    /// [`Isa::available`] ones are fast.
     pub fn for_isa(isa: Isa) -> Self {
+        let portable = KernelTable {
+            isa,
+            conv1x1: conv1x1::conv1x1,
+            group_conv1x1: conv::conv_generic,
+            depthwise: conv::depthwise,
+            conv: conv::conv_generic,
+            gemm: gemm::gemm,
+            max_pool: pool::max_pool,
+            avg_pool: pool::avg_pool,
+        };
         match isa {
-            Isa::Scalar => KernelTable {
-                isa,
-                conv1x1: conv1x1::conv1x1,
-                depthwise: conv::depthwise,
-                conv: conv::conv_generic,
-                gemm: gemm::gemm,
-                max_pool: pool::max_pool,
-                avg_pool: pool::avg_pool,
+            Isa::Scalar => portable,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => KernelTable {
+                depthwise: dwconv::depthwise_simd::<simd::Avx2>,
+                conv: conv::conv_simd::<simd::Avx2>,
+                conv1x1: conv1x1::conv1x1_simd::<simd::Avx2>,
+                group_conv1x1: conv1x1::group_conv1x1_simd::<simd::Avx2>,
+                gemm: gemm::gemm_simd::<simd::Avx2>,
+                ..portable
+            },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => KernelTable {
+                depthwise: dwconv::depthwise_simd2::<simd::Avx512, simd::Avx2>,
+                conv: conv::conv_simd::<simd::Avx512>,
+                conv1x1: conv1x1::conv1x1_simd::<simd::Avx512>,
+                group_conv1x1: conv1x1::group_conv1x1_simd::<simd::Avx512>,
+                // A panel is 8 wide: this runs the AVX2 matrix-vector product.
+                gemm: gemm::gemm_simd::<simd::Avx512>,
+                ..portable
+            },
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => KernelTable {
+                depthwise: dwconv::depthwise_simd::<simd::Neon>,
+                conv: conv::conv_simd::<simd::Neon>,
+                conv1x1: conv1x1::conv1x1_simd::<simd::Neon>,
+                group_conv1x1: conv1x1::group_conv1x1_simd::<simd::Neon>,
+                gemm: gemm::gemm_simd::<simd::Neon>,
+                ..portable
             },
         }
     }

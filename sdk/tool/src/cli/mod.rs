@@ -1,10 +1,15 @@
 //! The subcommands of the `prunus` binary (anyhow lives only here, at the CLI edge).
 
+pub mod affinity;
 pub mod bench;
+pub mod board_bench;
+pub mod board_report;
 pub mod demo;
 pub mod import;
 pub mod inspect;
+pub mod prune;
 pub mod run;
+pub mod sysinfo;
 pub mod tensor_io;
 pub mod zoo;
 

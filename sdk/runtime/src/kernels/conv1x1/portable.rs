@@ -1,5 +1,5 @@
-//! 1x1 ungrouped convolution on [`Panel8`](prunus_format::Layout::Panel8) weights: a GEMM
-//! `Y[O, HW] = W[O, I] X[I, HW]` with fused bias and activation.
+//! Portable 1x1 ungrouped convolution on [`Panel8`](prunus_format::Layout::Panel8) weights:
+//! a GEMM `Y[O, HW] = W[O, I] X[I, HW]` with fused bias and activation.
 //!
 //! The micro-kernel computes an 8 (output channels, one panel) x `T` (pixels) tile: per
 //! input channel it loads the panel's 8 weights and `T` pixels of that channel's row, and
@@ -11,7 +11,7 @@
 //! over it. Other strides and paddings go row by row: rows and columns that fall in the
 //! padding read no input and are `act(bias)`.
 
-use super::{ConvGeom, Epilogue};
+use crate::kernels::{ConvGeom, Epilogue};
 use prunus_format::Activation;
 use prunus_format::layout::PANEL;
 
@@ -222,40 +222,11 @@ fn fill_bias(
 
 #[cfg(test)]
 mod tests {
+    use super::super::reference::{geom, naive};
     use super::*;
     use crate::kernels::activation::test_support::*;
     use proptest::prelude::*;
     use prunus_format::layout::pack_panel8;
-
-    /// Direct definition: `y[o, oy, ox] = act(b[o] + sum_i W[o][i] x[i, oy*sh - pt, ox*sw - pl])`,
-    /// out-of-range input positions contributing zero; summed in f64.
-    fn naive(
-        g: &ConvGeom,
-        x: &[f32],
-        w_rm: &[f32],
-        bias: Option<&[f32]>,
-        act: Activation,
-    ) -> Vec<f32> {
-        let mut y = vec![0.0; g.out_c * g.out_h * g.out_w];
-        for o in 0..g.out_c {
-            for oy in 0..g.out_h {
-                for ox in 0..g.out_w {
-                    let iy = (oy * g.stride[0]) as isize - g.pads[0] as isize;
-                    let ix = (ox * g.stride[1]) as isize - g.pads[1] as isize;
-                    let mut s = 0.0f64;
-                    if iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w {
-                        for i in 0..g.in_c {
-                            let xv = x[(i * g.in_h + iy as usize) * g.in_w + ix as usize];
-                            s += w_rm[o * g.in_c + i] as f64 * xv as f64;
-                        }
-                    }
-                    let b = bias.map_or(0.0, |b| b[o]);
-                    y[(o * g.out_h + oy) * g.out_w + ox] = act.apply(s as f32 + b);
-                }
-            }
-        }
-        y
-    }
 
     #[allow(clippy::too_many_arguments)]
     fn run(
@@ -266,21 +237,7 @@ mod tests {
         with_bias: bool,
         seed: u64,
     ) -> Result<(), TestCaseError> {
-        let out_h = (in_h + pads[0] + pads[2] - 1) / stride[0] + 1;
-        let out_w = (in_w + pads[1] + pads[3] - 1) / stride[1] + 1;
-        let g = ConvGeom {
-            in_c,
-            in_h,
-            in_w,
-            out_c,
-            out_h,
-            out_w,
-            kernel: [1, 1],
-            stride,
-            pads,
-            dilation: [1, 1],
-            groups: 1,
-        };
+        let g = geom((in_c, out_c, in_h, in_w), stride, pads, 1);
         let mut r = rng(seed);
         let x = fill(&mut r, in_c * in_h * in_w);
         let w_rm = fill(&mut r, out_c * in_c);

@@ -1,0 +1,67 @@
+//! Convolutions other than the pointwise ones, on OIHW weights.
+//!
+//! - [`conv_simd`] (`direct.rs`): full and grouped 3x3 convolutions, stride 1 or 2 (the
+//!   stems, SqueezeNet's expand, Xception's entry convolutions), written once generic over
+//!   [`Simd`]; other shapes run [`conv_generic`].
+//! - [`conv_generic`] and [`depthwise`] (`portable.rs`): any kernel, stride, padding,
+//!   dilation and groups, plain Rust; the fallback of every fast path.
+//! - `rows.rs`: padded, de-interleaved input rows shared by the kernels vectorised along
+//!   the output row (here and in [`dwconv`](super::dwconv)); `epilogue.rs`: their fused
+//!   activation.
+//!
+//! # Why direct
+//!
+//! (measured, see `bench/benches/conv_kernels.rs` and the report of issue 3)
+
+mod direct;
+pub(crate) mod epilogue;
+mod portable;
+#[cfg(test)]
+pub(crate) mod reference;
+pub(crate) mod rows;
+#[cfg(test)]
+mod tests;
+
+use direct::DirectConv;
+
+use crate::kernels::simd::Simd;
+use crate::kernels::{ConvGeom, Epilogue};
+
+pub use portable::{conv_generic, depthwise};
+
+/// Full or grouped convolution on OIHW weights, generic over the ISA: 3x3 kernels with
+/// stride 1 or 2 and dilation 1 (any padding, any groups) run the direct kernel; other
+/// shapes, and CPUs without `S`, run [`conv_generic`].
+pub fn conv_simd<S: Simd>(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue, y: &mut [f32]) {
+    let sizes_ok = g.groups > 0
+        && g.in_c.is_multiple_of(g.groups)
+        && g.out_c.is_multiple_of(g.groups)
+        && g.in_c > 0
+        && g.out_c > 0
+        && g.in_h * g.in_w > 0
+        && g.out_h * g.out_w > 0;
+    match S::detect() {
+        Some(s) if sizes_ok && g.dilation == [1, 1] => {
+            check(g, x, w, epi, y);
+            match (g.kernel, g.stride) {
+                ([3, 3], [1, 1]) => s.vectorize(DirectConv::<3, 1> { g, x, w, epi, y }),
+                ([3, 3], [2, 2]) => s.vectorize(DirectConv::<3, 2> { g, x, w, epi, y }),
+                _ => conv_generic(g, x, w, epi, y),
+            }
+        }
+        _ => conv_generic(g, x, w, epi, y),
+    }
+}
+
+/// Entry checks (once per call; the kernels index within these lengths).
+fn check(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue, y: &[f32]) {
+    let icpg = g.in_c / g.groups;
+    assert_eq!(x.len(), g.in_c * g.in_h * g.in_w, "conv: input length");
+    let kk = g.kernel[0] * g.kernel[1];
+    assert_eq!(w.len(), g.out_c * icpg * kk, "conv: weight length");
+    assert_eq!(y.len(), g.out_c * g.out_h * g.out_w, "conv: output length");
+    assert!(
+        epi.bias.is_none_or(|b| b.len() == g.out_c),
+        "conv: bias length"
+    );
+}

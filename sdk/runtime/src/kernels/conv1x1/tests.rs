@@ -1,0 +1,118 @@
+//! Every ISA's pointwise kernels (the kernel table's `conv1x1` and `group_conv1x1` slots)
+//! against the naive reference: odd widths, channels not multiples of the vector width or
+//! the panel, every activation, bias on and off, groups, strides and padding.
+
+use super::reference::{geom, naive};
+use crate::kernels::activation::test_support::*;
+use crate::kernels::{Epilogue, Isa, KernelTable};
+use proptest::prelude::*;
+use prunus_format::Activation;
+use prunus_format::layout::pack_panel8;
+
+/// One case on every available ISA: `groups == 1` runs `conv1x1` on Panel8 weights,
+/// otherwise `group_conv1x1` on row-major weights.
+fn run(
+    sizes: (usize, usize, usize, usize),
+    stride: [usize; 2],
+    pads: [usize; 4],
+    groups: usize,
+    act: Activation,
+    with_bias: bool,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let g = geom(sizes, stride, pads, groups);
+    let mut r = rng(seed);
+    let x = fill(&mut r, g.in_c * g.in_h * g.in_w);
+    let w_rm = fill(&mut r, g.out_c * g.in_c / groups);
+    let bias = fill(&mut r, g.out_c);
+    let bias = with_bias.then_some(&bias[..]);
+    let want = naive(&g, &x, &w_rm, bias, act);
+    let w = if groups == 1 {
+        pack_panel8(&w_rm, g.out_c, g.in_c)
+    } else {
+        w_rm
+    };
+    let epi = Epilogue {
+        bias,
+        activation: act,
+    };
+    for &isa in Isa::available() {
+        let table = KernelTable::for_isa(isa);
+        let f = if groups == 1 {
+            table.conv1x1
+        } else {
+            table.group_conv1x1
+        };
+        let mut y = vec![f32::NAN; want.len()];
+        f(&g, &x, &w, &epi, &mut y);
+        assert_close(&y, &want).map_err(|e| TestCaseError::fail(format!("{isa:?}: {e}")))?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn pointwise_stride1_matches_reference_on_every_isa(
+        in_c in 1usize..=37, out_c in 1usize..=37, h in 1usize..=23, w in 1usize..=29,
+        act in any_activation(), with_bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        run((in_c, out_c, h, w), [1, 1], [0; 4], 1, act, with_bias, seed)?;
+    }
+
+    #[test]
+    fn pointwise_strided_padded_matches_reference_on_every_isa(
+        in_c in 1usize..=19, out_c in 1usize..=19, h in 1usize..=13, w in 1usize..=13,
+        sh in 1usize..=2, sw in 1usize..=2, pads in prop::array::uniform4(0usize..=1),
+        act in any_activation(), with_bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        run((in_c, out_c, h, w), [sh, sw], pads, 1, act, with_bias, seed)?;
+    }
+
+    #[test]
+    fn grouped_pointwise_matches_reference_on_every_isa(
+        groups in 2usize..=8, icg in 1usize..=13, ocg in 1usize..=13,
+        h in 1usize..=17, w in 1usize..=19,
+        act in any_activation(), with_bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        run((groups * icg, groups * ocg, h, w), [1, 1], [0; 4], groups, act, with_bias, seed)?;
+    }
+}
+
+#[test]
+fn every_activation_both_layouts_and_tails() {
+    // 9 output channels (a partial panel and tile), planes of 1, 3, 5x7 = 35 (tail after
+    // whole vectors) and 7x9 = 63; ShuffleNet's 20 channels per group of 3.
+    for act in ALL_ACTIVATIONS {
+        for (h, w) in [(1, 1), (1, 3), (5, 7), (7, 9)] {
+            run((5, 9, h, w), [1, 1], [0; 4], 1, act, true, 1).unwrap();
+            run((12, 60, h, w), [1, 1], [0; 4], 3, act, true, 2).unwrap();
+        }
+    }
+}
+
+#[test]
+fn large_planes_cross_pixel_blocks() {
+    // 600 input channels: blocks of one tile; 37x23 pixels: many blocks and a tail.
+    run(
+        (600, 11, 37, 23),
+        [1, 1],
+        [0; 4],
+        1,
+        Activation::Relu,
+        true,
+        3,
+    )
+    .unwrap();
+    run(
+        (96, 24, 28, 28),
+        [1, 1],
+        [0; 4],
+        3,
+        Activation::HardSwish,
+        false,
+        4,
+    )
+    .unwrap();
+}

@@ -1,0 +1,75 @@
+//! Depthwise convolutions (`groups == in_c == out_c`, OIHW weights `[C, 1, KH, KW]`) on CHW
+//! data with fused bias and activation.
+//!
+//! [`depthwise_simd`] dispatches by shape: 3x3 and 5x5 kernels with stride 1 or 2 and
+//! dilation 1, any (asymmetric) padding, run the row-vectorised kernel of `kxk.rs`, written
+//! once generic over [`Simd`] and over the kernel size and stride; every other shape (other
+//! sizes, dilations, mixed strides) runs the portable [`conv::depthwise`].
+//!
+//! Design (measured on the `dwconv/*` benches, see `bench/benches/conv_kernels.rs`):
+//! vectorised along the output row, since CHW keeps each channel's row contiguous; borders
+//! handled by copying each input row once into a zero-padded slot, which makes every tap
+//! of every vector a plain load; stride 2 by de-interleaving that copy into even and odd
+//! columns, so each tap is again a contiguous load (the [`Simd`] layer has no gather).
+
+mod kxk;
+#[cfg(test)]
+mod tests;
+
+use kxk::DepthwiseKxK;
+
+use crate::kernels::conv;
+use crate::kernels::simd::Simd;
+use crate::kernels::{ConvGeom, Epilogue};
+
+/// Depthwise convolution, generic over the ISA; shapes without a fast path (and CPUs
+/// without `S`) run the portable [`conv::depthwise`].
+pub fn depthwise_simd<S: Simd>(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue, y: &mut [f32]) {
+    let fast = g.dilation == [1, 1]
+        && g.groups == g.in_c
+        && g.in_c == g.out_c
+        && g.in_h * g.in_w > 0
+        && g.out_h * g.out_w > 0;
+    match S::detect() {
+        Some(s) if fast => {
+            check(g, x, w, epi, y);
+            match (g.kernel, g.stride) {
+                ([3, 3], [1, 1]) => s.vectorize(DepthwiseKxK::<3, 1> { g, x, w, epi, y }),
+                ([3, 3], [2, 2]) => s.vectorize(DepthwiseKxK::<3, 2> { g, x, w, epi, y }),
+                ([5, 5], [1, 1]) => s.vectorize(DepthwiseKxK::<5, 1> { g, x, w, epi, y }),
+                ([5, 5], [2, 2]) => s.vectorize(DepthwiseKxK::<5, 2> { g, x, w, epi, y }),
+                _ => conv::depthwise(g, x, w, epi, y),
+            }
+        }
+        _ => conv::depthwise(g, x, w, epi, y),
+    }
+}
+
+/// [`depthwise_simd`] on `Wide`, except planes whose rows are at most `Narrow::LANES` wide,
+/// which run on `Narrow` (AVX-512 and AVX2: a 16-lane vector would be half idle on the
+/// 7-column rows of the last stages).
+pub fn depthwise_simd2<Wide: Simd, Narrow: Simd>(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    epi: &Epilogue,
+    y: &mut [f32],
+) {
+    if g.out_w <= Narrow::LANES {
+        depthwise_simd::<Narrow>(g, x, w, epi, y)
+    } else {
+        depthwise_simd::<Wide>(g, x, w, epi, y)
+    }
+}
+
+/// Entry checks (once per call; the kernels index within these lengths).
+fn check(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue, y: &[f32]) {
+    let c = g.in_c;
+    assert_eq!(x.len(), c * g.in_h * g.in_w, "depthwise: input length");
+    assert_eq!(w.len(), c * g.kernel[0] * g.kernel[1], "depthwise: weight length");
+    assert_eq!(y.len(), c * g.out_h * g.out_w, "depthwise: output length");
+    assert!(
+        epi.bias.is_none_or(|b| b.len() == c),
+        "depthwise: bias length"
+    );
+}

@@ -1,0 +1,158 @@
+//! Every ISA's depthwise kernels against the naive convolution: each fast shape (3x3s1,
+//! 3x3s2, 5x5s1, 5x5s2) over random sizes 1..=40 (odd, narrower and wider than a vector),
+//! every asymmetric padding `0..K`, every activation, bias on and off; other shapes through
+//! the generic path; rows wider than a strip.
+
+use super::depthwise_simd;
+use super::kxk::STRIP;
+use crate::kernels::ConvFn;
+use crate::kernels::activation::test_support::*;
+use crate::kernels::conv::reference::{Case, run_each};
+use crate::kernels::simd::Simd;
+use crate::kernels::{Isa, KernelTable};
+use proptest::prelude::*;
+use prunus_format::Activation;
+
+/// The table's `depthwise` slot for every available ISA, and every SIMD instantiation
+/// directly (the table may pick a narrower ISA for some shapes).
+fn kernels() -> Vec<(&'static str, ConvFn)> {
+    let mut all: Vec<(&'static str, ConvFn)> = Isa::available()
+        .iter()
+        .map(|&isa| (isa.name(), KernelTable::for_isa(isa).depthwise))
+        .collect();
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::kernels::simd::{Avx2, Avx512};
+        if Avx2::detect().is_some() {
+            all.push(("depthwise_simd::<Avx2>", depthwise_simd::<Avx2>));
+        }
+        if Avx512::detect().is_some() {
+            all.push(("depthwise_simd::<Avx512>", depthwise_simd::<Avx512>));
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        use crate::kernels::simd::Neon;
+        if Neon::detect().is_some() {
+            all.push(("depthwise_simd::<Neon>", depthwise_simd::<Neon>));
+        }
+    }
+    all
+}
+
+fn case(channels: usize, size: [usize; 2], k: usize, stride: usize, pads: [usize; 4]) -> Case {
+    Case {
+        groups: channels,
+        icpg: 1,
+        ocpg: 1,
+        size,
+        kernel: [k, k],
+        stride: [stride; 2],
+        pads,
+        dilation: [1, 1],
+    }
+}
+
+prop_compose! {
+    /// A `k`x`k` stride-`stride` depthwise case: 1..=37 channels, 1..=40 rows and columns,
+    /// each pad in `0..k`.
+    fn dw_case(k: usize, stride: usize)(
+        channels in 1usize..=37,
+        size in [1usize..=40, 1usize..=40],
+        pads in [0..k, 0..k, 0..k, 0..k],
+    ) -> Case {
+        case(channels, size, k, stride, pads)
+    }
+}
+
+prop_compose! {
+    /// Shapes without a fast path: other (non-square) sizes, dilation 2, mixed or larger
+    /// strides.
+    fn generic_case()(
+        channels in 1usize..=19,
+        size in [1usize..=23, 1usize..=23],
+        kernel in [1usize..=7, 1usize..=7],
+        stride in [1usize..=3, 1usize..=3],
+        pads in [0usize..=3, 0usize..=3, 0usize..=3, 0usize..=3],
+        dilation in [1usize..=2, 1usize..=2],
+    ) -> Case {
+        Case { kernel, stride, dilation, ..case(channels, size, 3, 1, pads) }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn dw3x3s1_matches_reference_on_every_isa(
+        case in dw_case(3, 1), act in any_activation(), bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        run_each(&kernels(), case, act, bias, seed)?;
+    }
+
+    #[test]
+    fn dw3x3s2_matches_reference_on_every_isa(
+        case in dw_case(3, 2), act in any_activation(), bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        run_each(&kernels(), case, act, bias, seed)?;
+    }
+
+    #[test]
+    fn dw5x5s1_matches_reference_on_every_isa(
+        case in dw_case(5, 1), act in any_activation(), bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        run_each(&kernels(), case, act, bias, seed)?;
+    }
+
+    #[test]
+    fn dw5x5s2_matches_reference_on_every_isa(
+        case in dw_case(5, 2), act in any_activation(), bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        run_each(&kernels(), case, act, bias, seed)?;
+    }
+
+    #[test]
+    fn dw_generic_shapes_match_reference_on_every_isa(
+        case in generic_case(), act in any_activation(), bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        run_each(&kernels(), case, act, bias, seed)?;
+    }
+}
+
+#[test]
+fn every_activation_on_zoo_shapes() {
+    // MobileNet / TF "SAME" stride-2 padding (0, 0, 1, 1) and (1, 1, 2, 2), symmetric ones.
+    let shapes = [
+        (3, 1, [1; 4], 14),
+        (3, 2, [0, 0, 1, 1], 14),
+        (3, 2, [1; 4], 15),
+        (5, 1, [2; 4], 7),
+        (5, 2, [1, 1, 2, 2], 28),
+        (5, 2, [2; 4], 9),
+    ];
+    for (i, (k, stride, pads, size)) in shapes.into_iter().enumerate() {
+        for act in ALL_ACTIVATIONS {
+            let c = case(5, [size, size], k, stride, pads);
+            run_each(&kernels(), c, act, true, i as u64).unwrap();
+        }
+    }
+}
+
+#[test]
+fn rows_wider_than_a_strip() {
+    // Output rows of STRIP + 37 and 2 * STRIP + 1 columns: several strips, the last partial.
+    for (k, stride, w) in [(3, 1, STRIP + 37), (5, 2, 4 * STRIP + 3), (3, 2, 2 * STRIP + 1)] {
+        let c = case(2, [3, w], k, stride, [1, 2, 1, 0]);
+        run_each(&kernels(), c, Activation::Relu, true, 7).unwrap();
+    }
+}
+
+#[test]
+fn input_smaller_than_the_kernel() {
+    // 1x1 input, 5x5 kernel, pads 2 + 2: every output reads one input value.
+    let c = case(3, [1, 1], 5, 1, [2, 2, 2, 2]);
+    assert_eq!((c.geom().out_h, c.geom().out_w), (1, 1));
+    run_each(&kernels(), c, Activation::None, true, 8).unwrap();
+    let c = case(3, [1, 2], 5, 2, [4, 3, 0, 3]);
+    run_each(&kernels(), c, Activation::HardSwish, false, 9).unwrap();
+}

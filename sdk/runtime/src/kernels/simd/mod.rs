@@ -1,0 +1,189 @@
+//! A small SIMD abstraction: one `f32` vector type per instruction set, so that every fast
+//! kernel is written once, generic over [`Simd`], and instantiated per ISA.
+//!
+//! # The pattern
+//!
+//! An ISA is a zero-sized *token* type ([`Avx2`], [`Avx512`], [`Neon`]) whose only
+//! constructor, [`Simd::detect`], checks the CPU at run time. Holding a token proves the
+//! instructions exist, so its vector methods are safe to call. A kernel is a struct
+//! implementing [`SimdKernel`], whose `run` and every helper it calls are
+//! `#[inline(always)]` and generic over `S: Simd`; [`Simd::vectorize`] runs it inside a
+//! `#[target_feature]` function of that ISA, where the whole body is inlined and compiled
+//! for the ISA:
+//!
+//! ```
+//! use prunus::kernels::simd::{Simd, SimdKernel};
+//!
+//! /// `y = a * x + y`.
+//! struct Axpy<'a> { a: f32, x: &'a [f32], y: &'a mut [f32] }
+//!
+//! impl SimdKernel for Axpy<'_> {
+//!     type Output = ();
+//!     #[inline(always)]
+//!     fn run<S: Simd>(self, s: S) {
+//!         let a = s.splat(self.a);
+//!         // Bounds are checked once here: both chunk iterators yield exactly LANES values,
+//!         // so the checks inside load and store fold away.
+//!         let (xs, ys) = (self.x.chunks_exact(S::LANES), self.y.chunks_exact_mut(S::LANES));
+//!         for (x, y) in xs.zip(ys) {
+//!             s.store(s.fma(s.load(y), a, s.load(x)), y);
+//!         }
+//!         // (a real kernel also handles the tail with load_partial / store_partial)
+//!     }
+//! }
+//!
+//! fn axpy<S: Simd>(a: f32, x: &[f32], y: &mut [f32]) {
+//!     match S::detect() {
+//!         Some(s) => s.vectorize(Axpy { a, x, y }),
+//!         None => y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x),
+//!     }
+//! }
+//! # let (x, mut y) = (vec![1.0; 20], vec![2.0; 20]);
+//! # #[cfg(target_arch = "x86_64")]
+//! # axpy::<prunus::kernels::simd::Avx2>(3.0, &x, &mut y);
+//! ```
+//!
+//! A generic `fn kernel<S: Simd>(..)` like `axpy` above coerces to the kernel table's plain
+//! `fn` pointer types, so the table holds `axpy::<Avx2>` directly; the detection inside
+//! costs one cached atomic load per call and keeps the entry sound if called directly.
+//!
+//! Inside a kernel, build vector arrays with plain loops, not `std::array::from_fn` or
+//! iterator closures over vectors: those are not `#[inline(always)]`, and a function left
+//! out of line is compiled without the ISA and passes vectors through memory (measured: a
+//! `from_fn` of broadcasts left as a call in a K loop made a kernel 2x slower).
+//!
+//! Kernels never need `unsafe`: loads and stores take slices and check their length, a
+//! check LLVM removes when the slice was cut to a known length once at kernel entry (take
+//! `&x[i..i + NV * S::LANES]` once, then load at constant offsets inside it).
+//!
+//! Only what the kernels need is here: splat (one value or each of an array), load/store (full and partial), fma, add, mul,
+//! max, min and a per-lane scalar fallback ([`Simd::map_lanes`], for Sigmoid). The fused
+//! bias + activation epilogue built on them is [`VecActivation`].
+
+mod activation;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+
+pub use activation::VecActivation;
+#[cfg(target_arch = "x86_64")]
+pub use avx2::Avx2;
+#[cfg(target_arch = "x86_64")]
+pub use avx512::Avx512;
+#[cfg(target_arch = "aarch64")]
+pub use neon::Neon;
+
+/// The most lanes any [`Simd`] implementation has (AVX-512: 16 f32); sizes the stack
+/// buffers of the default partial loads.
+pub const MAX_LANES: usize = 16;
+
+/// One instruction set's `f32` vector, as a zero-sized token that proves (by existing) the
+/// CPU supports it. All methods are `#[inline(always)]`; call them only from code that runs
+/// under [`Simd::vectorize`], or they compile to calls without the ISA's instructions.
+pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
+    /// A vector of [`Simd::LANES`] `f32` values.
+    type V: Copy;
+    /// `f32` lanes per vector.
+    const LANES: usize;
+    /// Vector registers of the ISA (16 for AVX2, 32 for AVX-512 and NEON): kernels size
+    /// their register tiles from it.
+    const REGISTERS: usize;
+
+    /// The token, if this CPU supports the ISA (cached run-time detection).
+    fn detect() -> Option<Self>;
+
+    /// Runs `kernel` compiled for this ISA: calls [`SimdKernel::run`] from a
+    /// `#[target_feature]` function, into which the kernel body is inlined.
+    fn vectorize<K: SimdKernel>(self, kernel: K) -> K::Output;
+
+    /// Every lane `v`.
+    fn splat(self, v: f32) -> Self::V;
+
+    /// `[splat(w[0]), .., splat(w[N - 1])]`. NEON loads the values as vectors and
+    /// duplicates lanes, which LLVM folds into by-element FMAs (`fmla v, v, v.s[i]`): one
+    /// load per 4 weights instead of one per weight.
+    #[inline(always)]
+    fn splat_each<const N: usize>(self, w: &[f32; N]) -> [Self::V; N] {
+        let mut out = [self.zero(); N];
+        for (o, &v) in out.iter_mut().zip(w) {
+            *o = self.splat(v);
+        }
+        out
+    }
+
+    /// Every lane zero.
+    #[inline(always)]
+    fn zero(self) -> Self::V {
+        self.splat(0.0)
+    }
+
+    /// Loads `s[..LANES]` (unaligned). Panics if `s` is shorter: cut `s` to a known length
+    /// once, outside the loop, so the check folds away.
+    fn load(self, s: &[f32]) -> Self::V;
+
+    /// Stores `v` to `s[..LANES]` (unaligned). Panics if `s` is shorter.
+    fn store(self, v: Self::V, s: &mut [f32]);
+
+    /// Loads `min(s.len(), LANES)` values; the other lanes are zero. For tails only.
+    #[inline(always)]
+    fn load_partial(self, s: &[f32]) -> Self::V {
+        let n = s.len().min(Self::LANES);
+        let mut buf = [0.0f32; MAX_LANES];
+        buf[..n].copy_from_slice(&s[..n]);
+        self.load(&buf)
+    }
+
+    /// Stores the first `min(s.len(), LANES)` lanes of `v` to `s`. For tails only.
+    #[inline(always)]
+    fn store_partial(self, v: Self::V, s: &mut [f32]) {
+        let n = s.len().min(Self::LANES);
+        let mut buf = [0.0f32; MAX_LANES];
+        self.store(v, &mut buf);
+        s[..n].copy_from_slice(&buf[..n]);
+    }
+
+    /// `acc + a * b`, fused (one rounding).
+    fn fma(self, acc: Self::V, a: Self::V, b: Self::V) -> Self::V;
+
+    /// `a + b`.
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+
+    /// `a * b`.
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+
+    /// Lane-wise maximum. A NaN lane of `a` against a number in `b` yields the number on
+    /// every ISA (as `f32::max`), so `max(v, 0)` maps NaN to 0; other NaN cases may differ.
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+
+    /// Lane-wise minimum; NaN as for [`Simd::max`].
+    fn min(self, a: Self::V, b: Self::V) -> Self::V;
+
+    /// Applies a scalar function to each lane (through memory): the fallback for what has
+    /// no vector form here (Sigmoid's `exp`).
+    #[inline(always)]
+    fn map_lanes(self, v: Self::V, f: impl Fn(f32) -> f32) -> Self::V {
+        let mut buf = [0.0f32; MAX_LANES];
+        self.store(v, &mut buf);
+        for lane in &mut buf[..Self::LANES] {
+            *lane = f(*lane);
+        }
+        self.load(&buf)
+    }
+}
+
+/// A kernel body generic over the ISA, run by [`Simd::vectorize`]. Implement `run` with
+/// `#[inline(always)]` (and every function it calls), so that it is compiled inside the
+/// ISA's `#[target_feature]` entry.
+pub trait SimdKernel {
+    /// What the kernel returns.
+    type Output;
+
+    /// The body, with the ISA token.
+    fn run<S: Simd>(self, s: S) -> Self::Output;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,105 @@
+//! [`Simd`] for aarch64 NEON (Advanced SIMD): 4 `f32` lanes in a `float32x4_t`, 32 vector
+//! registers. NEON is part of the aarch64 baseline; detection still runs for uniformity.
+
+use core::arch::aarch64::*;
+
+use super::{Simd, SimdKernel};
+
+/// Token for aarch64 NEON; see [`Simd`].
+#[derive(Clone, Copy, Debug)]
+pub struct Neon(());
+
+impl Simd for Neon {
+    type V = float32x4_t;
+    const LANES: usize = 4;
+    const REGISTERS: usize = 32;
+
+    #[inline]
+    fn detect() -> Option<Self> {
+        std::arch::is_aarch64_feature_detected!("neon").then_some(Neon(()))
+    }
+
+    #[inline]
+    fn vectorize<K: SimdKernel>(self, kernel: K) -> K::Output {
+        #[target_feature(enable = "neon")]
+        fn entry<K: SimdKernel>(s: Neon, kernel: K) -> K::Output {
+            kernel.run(s)
+        }
+        // SAFETY: a `Neon` token exists only when `detect` found NEON.
+        unsafe { entry(self, kernel) }
+    }
+
+    #[inline(always)]
+    fn splat(self, v: f32) -> float32x4_t {
+        // SAFETY: the token proves NEON is available.
+        unsafe { vdupq_n_f32(v) }
+    }
+
+    #[inline(always)]
+    fn splat_each<const N: usize>(self, w: &[f32; N]) -> [float32x4_t; N] {
+        let mut out = [self.zero(); N];
+        let (quads, tail) = w.as_chunks::<4>();
+        for (dst, quad) in out.chunks_exact_mut(4).zip(quads) {
+            // SAFETY: NEON is available (token); `quad` is 4 readable values.
+            let v = unsafe { vld1q_f32(quad.as_ptr()) };
+            // SAFETY: NEON is available; lane indices are constants below 4.
+            unsafe {
+                dst[0] = vdupq_laneq_f32::<0>(v);
+                dst[1] = vdupq_laneq_f32::<1>(v);
+                dst[2] = vdupq_laneq_f32::<2>(v);
+                dst[3] = vdupq_laneq_f32::<3>(v);
+            }
+        }
+        for (dst, &t) in out[N - tail.len()..].iter_mut().zip(tail) {
+            *dst = self.splat(t);
+        }
+        out
+    }
+
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> float32x4_t {
+        assert!(s.len() >= 4, "Neon::load: slice shorter than 4");
+        // SAFETY: NEON is available (token) and `s` holds at least 4 values; `vld1q_f32`
+        // needs only element alignment.
+        unsafe { vld1q_f32(s.as_ptr()) }
+    }
+
+    #[inline(always)]
+    fn store(self, v: float32x4_t, s: &mut [f32]) {
+        assert!(s.len() >= 4, "Neon::store: slice shorter than 4");
+        // SAFETY: NEON is available (token) and `s` holds at least 4 writable values.
+        unsafe { vst1q_f32(s.as_mut_ptr(), v) }
+    }
+
+    #[inline(always)]
+    fn fma(self, acc: float32x4_t, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the token proves NEON (with fused multiply-add, always in aarch64).
+        unsafe { vfmaq_f32(acc, a, b) }
+    }
+
+    #[inline(always)]
+    fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the token proves NEON is available.
+        unsafe { vaddq_f32(a, b) }
+    }
+
+    #[inline(always)]
+    fn mul(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the token proves NEON is available.
+        unsafe { vmulq_f32(a, b) }
+    }
+
+    #[inline(always)]
+    fn max(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the token proves NEON is available. `fmaxnm` returns the number when one
+        // operand is NaN.
+        unsafe { vmaxnmq_f32(a, b) }
+    }
+
+    #[inline(always)]
+    fn min(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the token proves NEON is available. `fminnm` returns the number when one
+        // operand is NaN.
+        unsafe { vminnmq_f32(a, b) }
+    }
+}

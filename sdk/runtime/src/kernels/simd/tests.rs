@@ -1,0 +1,151 @@
+//! Every [`Simd`] implementation this CPU supports against scalar arithmetic.
+
+use super::*;
+use crate::kernels::activation::test_support::*;
+use proptest::prelude::*;
+use prunus_format::Activation;
+
+/// Element-wise ops over whole vectors of `a`, `b`, `c` (lengths multiple of LANES, plus a
+/// partial tail handled with the partial loads and stores).
+struct Ops<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    c: &'a [f32],
+    act: Activation,
+    /// fma, add, mul, max, min, act(a) outputs.
+    out: [&'a mut [f32]; 6],
+}
+
+impl SimdKernel for Ops<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let l = S::LANES;
+        let act = VecActivation::new(s, self.act);
+        let [fma, add, mul, max, min, ac] = self.out;
+        let mut i = 0;
+        while i < self.a.len() {
+            let full = i + l <= self.a.len();
+            let ld = |x: &[f32]| {
+                if full {
+                    s.load(&x[i..])
+                } else {
+                    s.load_partial(&x[i..])
+                }
+            };
+            let (a, b, c) = (ld(self.a), ld(self.b), ld(self.c));
+            let results = [
+                s.fma(a, b, c),
+                s.add(a, b),
+                s.mul(a, b),
+                s.max(a, b),
+                s.min(a, b),
+                act.apply(s, a),
+            ];
+            for (v, out) in results.into_iter().zip([
+                &mut *fma, &mut *add, &mut *mul, &mut *max, &mut *min, &mut *ac,
+            ]) {
+                if full {
+                    s.store(v, &mut out[i..]);
+                } else {
+                    s.store_partial(v, &mut out[i..]);
+                }
+            }
+            i += l;
+        }
+    }
+}
+
+fn check<S: Simd>(n: usize, act: Activation, seed: u64) -> Result<(), TestCaseError> {
+    let Some(s) = S::detect() else {
+        return Ok(());
+    };
+    let mut r = rng(seed);
+    // Scaled so the activations reach their saturated ends.
+    let a: Vec<f32> = fill(&mut r, n).into_iter().map(|v| v * 8.0).collect();
+    let (b, c) = (fill(&mut r, n), fill(&mut r, n));
+    let mut outs = vec![vec![f32::NAN; n]; 6];
+    let mut slots = outs.iter_mut();
+    let out = std::array::from_fn(|_| slots.next().map_or(&mut [][..], |v| &mut v[..]));
+    s.vectorize(Ops {
+        a: &a,
+        b: &b,
+        c: &c,
+        act,
+        out,
+    });
+    let want: [Vec<f32>; 6] = [
+        (0..n).map(|i| b[i].mul_add(c[i], a[i])).collect(),
+        (0..n).map(|i| a[i] + b[i]).collect(),
+        (0..n).map(|i| a[i] * b[i]).collect(),
+        (0..n).map(|i| a[i].max(b[i])).collect(),
+        (0..n).map(|i| a[i].min(b[i])).collect(),
+        (0..n).map(|i| act.apply(a[i])).collect(),
+    ];
+    for (k, (got, want)) in outs.iter().zip(&want).enumerate() {
+        if k < 5 {
+            // Exact: one IEEE operation each (the fma is fused on both sides).
+            prop_assert_eq!(got, want, "{} op {}", std::any::type_name::<S>(), k);
+        } else {
+            assert_close(got, want)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `check` for every ISA of this target (skipped where the CPU lacks it).
+fn check_all(n: usize, act: Activation, seed: u64) -> Result<(), TestCaseError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        check::<Avx2>(n, act, seed)?;
+        check::<Avx512>(n, act, seed)?;
+    }
+    #[cfg(target_arch = "aarch64")]
+    check::<Neon>(n, act, seed)?;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn simd_ops_match_scalar(n in 0usize..70, act in any_activation(), seed in any::<u64>()) {
+        check_all(n, act, seed)?;
+    }
+}
+
+#[test]
+fn every_activation_on_every_isa() {
+    for act in ALL_ACTIVATIONS {
+        check_all(37, act, 5).unwrap();
+    }
+}
+
+#[test]
+fn relu_maps_nan_to_zero() {
+    struct Relu<'a>(&'a mut [f32]);
+    impl SimdKernel for Relu<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run<S: Simd>(self, s: S) {
+            let act = VecActivation::new(s, Activation::Relu);
+            let v = act.apply(s, s.load_partial(self.0));
+            s.store_partial(v, self.0);
+        }
+    }
+    fn go<S: Simd>() {
+        if let Some(s) = S::detect() {
+            let mut v = [f32::NAN, -1.0, 2.0];
+            s.vectorize(Relu(&mut v));
+            assert_eq!(v, [0.0, 0.0, 2.0], "{}", std::any::type_name::<S>());
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        go::<Avx2>();
+        go::<Avx512>();
+    }
+    #[cfg(target_arch = "aarch64")]
+    go::<Neon>();
+}

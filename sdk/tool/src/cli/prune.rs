@@ -1,0 +1,291 @@
+//! `prunus prune`: structured (channel) or unstructured (weight, block, N:M) pruning of an
+//! ONNX model, or unstructured pruning of a `.prunus` file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use prunus_tool::atomic::{ensure_not_input, write_atomic};
+use prunus_tool::prune::calibrate::{Calibration, activation_means};
+use prunus_tool::prune::depgraph::DepGraph;
+use prunus_tool::prune::onnx_graph::OnnxGraph;
+use prunus_tool::prune::{
+    Criterion, Granularity, Layers, StructuredOptions, export, prunus_file, structured_prune,
+    unstructured_prune_onnx,
+};
+use prunus_tool::stats::graph_stats;
+
+/// Arguments of `prunus prune`.
+#[derive(Args)]
+#[command(after_help = "\
+Unstructured, block and N:M pruning keep every shape: the output .prunus is dense, with the \
+pruned weights stored as zeros (sparse encodings come with the sparse-inference work). \
+Channel pruning physically removes channels, following every coupling (residual Add, SE Mul, \
+Concat, Split/Slice, channel shuffle, grouped/depthwise convs, BatchNorm, Flatten->Gemm); it \
+needs the ONNX model with its BatchNormalization nodes. The first convolution is never pruned.
+
+Examples:
+  prunus prune mnv2.onnx -o mnv2-c30.prunus --granularity channel --sparsity 0.3 --round 8 --onnx-out mnv2-c30.onnx
+  prunus prune mnv2.onnx -o mnv2-u70.prunus --sparsity 0.7 --layers 1x1 --masks masks.json
+  prunus prune mnv2.prunus -o mnv2-24.prunus --granularity 2:4")]
+pub struct PruneArgs {
+    /// The model: ONNX (any granularity) or .prunus (unstructured/block/N:M only).
+    input: PathBuf,
+    /// The .prunus file to write (never the input; written atomically).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Also write the pruned model as ONNX (ONNX input only).
+    #[arg(long)]
+    onnx_out: Option<PathBuf>,
+    /// Write the masks as JSON, keyed by the original weight names.
+    #[arg(long)]
+    masks: Option<PathBuf>,
+    /// Fraction removed: of the weights / blocks of every layer, or of the channels of every
+    /// coupled group (channel granularity).
+    #[arg(long, conflicts_with = "channels")]
+    sparsity: Option<f64>,
+    /// Channel granularity: fraction of channels to keep in every group (a width
+    /// multiplier; 0.7 is --sparsity 0.3).
+    #[arg(long)]
+    channels: Option<f64>,
+    /// unstructured | block2 | block4 | N:M (e.g. 2:4) | channel.
+    #[arg(long, default_value = "unstructured", value_parser = parse_granularity)]
+    granularity: Granularity,
+    /// Channel importance: l1 | l2 | bn | fpgm | activation (needs --calib). Unstructured
+    /// pruning always uses magnitude.
+    #[arg(long, default_value = "l1", value_parser = parse_criterion)]
+    criterion: Criterion,
+    /// Weights pruned by unstructured/block/N:M: 1x1 (pointwise convs) or all (convs and
+    /// Gemm).
+    #[arg(long, default_value = "all", value_parser = parse_layers)]
+    layers: Layers,
+    /// One threshold over all layers instead of the same ratio in every layer.
+    #[arg(long)]
+    global: bool,
+    /// Calibration batch (.npy, N x C x H x W float32, preprocessed) for --criterion activation.
+    #[arg(long)]
+    calib: Option<PathBuf>,
+    /// Channel granularity: kept channels per group rounded to a multiple of this (SIMD).
+    #[arg(long, default_value_t = 1)]
+    round: usize,
+}
+
+fn parse_granularity(s: &str) -> Result<Granularity, String> {
+    match s {
+        "unstructured" => Ok(Granularity::Unstructured),
+        "block2" => Ok(Granularity::Block(2)),
+        "block4" => Ok(Granularity::Block(4)),
+        "channel" => Ok(Granularity::Channel),
+        _ => match s.split_once(':') {
+            Some((n, m)) => match (n.parse::<usize>(), m.parse::<usize>()) {
+                (Ok(n), Ok(m)) if n >= 1 && n <= m => Ok(Granularity::NM(n, m)),
+                _ => Err(format!("bad N:M pattern '{s}' (e.g. 2:4)")),
+            },
+            None => Err(format!(
+                "unknown granularity '{s}' (unstructured, block2, block4, N:M, channel)"
+            )),
+        },
+    }
+}
+
+fn parse_criterion(s: &str) -> Result<Criterion, String> {
+    match s {
+        "l1" => Ok(Criterion::L1),
+        "l2" => Ok(Criterion::L2),
+        "bn" => Ok(Criterion::Bn),
+        "fpgm" => Ok(Criterion::Fpgm),
+        "activation" => Ok(Criterion::Activation),
+        _ => Err(format!(
+            "unknown criterion '{s}' (l1, l2, bn, fpgm, activation)"
+        )),
+    }
+}
+
+fn parse_layers(s: &str) -> Result<Layers, String> {
+    match s {
+        "1x1" => Ok(Layers::Pointwise),
+        "all" => Ok(Layers::All),
+        _ => Err(format!("unknown layer set '{s}' (1x1, all)")),
+    }
+}
+
+fn granularity_name(g: Granularity) -> String {
+    match g {
+        Granularity::Unstructured => "unstructured".into(),
+        Granularity::Block(b) => format!("block{b}"),
+        Granularity::NM(n, m) => format!("{n}:{m}"),
+        Granularity::Channel => "channel".into(),
+    }
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner().with_message(msg.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+fn write_json(path: &Path, value: &serde_json::Value, inputs: &[&Path]) -> Result<()> {
+    let text = serde_json::to_string(value)?;
+    write_atomic(path, text.as_bytes(), inputs)?;
+    println!("wrote:  {}", path.display());
+    Ok(())
+}
+
+/// Runs `prunus prune`.
+pub fn run(args: &PruneArgs) -> Result<()> {
+    let input = args.input.as_path();
+    for out in [
+        Some(&args.output),
+        args.onnx_out.as_ref(),
+        args.masks.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        ensure_not_input(out, &[input])?;
+    }
+    let sparsity = match (args.sparsity, args.channels) {
+        (Some(s), None) => s,
+        (None, Some(r)) if args.granularity == Granularity::Channel => 1.0 - r,
+        (None, Some(_)) => bail!("--channels applies to --granularity channel; use --sparsity"),
+        (None, None) if matches!(args.granularity, Granularity::NM(..)) => 0.0,
+        _ => bail!("give --sparsity S (or --channels R for channel pruning)"),
+    };
+    if !(0.0..=1.0).contains(&sparsity) {
+        bail!("sparsity {sparsity} is outside [0, 1]");
+    }
+    let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    if bytes.starts_with(&prunus_format::MAGIC) {
+        return prune_prunus(args, &bytes, sparsity);
+    }
+    let bar = spinner("parsing ONNX and propagating shapes");
+    let dense = OnnxGraph::parse(&bytes).with_context(|| format!("reading {}", input.display()))?;
+    bar.finish_and_clear();
+    let (pruned, masks) = if args.granularity == Granularity::Channel {
+        let activations = if args.criterion == Criterion::Activation {
+            let path = args
+                .calib
+                .as_ref()
+                .context("--criterion activation needs --calib X.npy")?;
+            let calib = Calibration::read_npy(path)?;
+            let dep = DepGraph::build(&dense)?;
+            let bar = ProgressBar::new(calib.samples.len() as u64).with_style(
+                ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} samples {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let means = activation_means(&dense, &dep, &calib, &|done, _| bar.set_position(done))?;
+            bar.finish_and_clear();
+            Some(means)
+        } else {
+            None
+        };
+        let options = StructuredOptions {
+            sparsity,
+            criterion: args.criterion,
+            round: args.round,
+        };
+        let bar = spinner("building the channel dependency graph and pruning");
+        let outcome = structured_prune(&dense, &options, activations.as_ref())?;
+        bar.finish_and_clear();
+        let (groups, classes, removed) = outcome.counts;
+        println!(
+            "groups: {groups} coupled groups, {classes} prunable channel classes, {removed} removed"
+        );
+        let dims = |name: &str| {
+            dense
+                .consts
+                .get(name)
+                .map(|c| c.dims.clone())
+                .unwrap_or_default()
+        };
+        let masks = export::structured_masks(&outcome.result, &dims);
+        (outcome.graph, masks)
+    } else {
+        if args.criterion != Criterion::L1 && args.criterion != Criterion::L2 {
+            bail!("unstructured, block and N:M pruning use weight magnitude; drop --criterion");
+        }
+        let mut g = dense.clone();
+        let pruned =
+            unstructured_prune_onnx(&mut g, args.layers, args.granularity, sparsity, args.global)?;
+        report_sparsity(&pruned);
+        (
+            g,
+            export::unstructured_masks(&granularity_name(args.granularity), &pruned),
+        )
+    };
+    let onnx_bytes = pruned.to_bytes();
+    let bar = spinner("importing the pruned model (BatchNorm folding)");
+    let dense_ir =
+        prunus_tool::onnx::import(&bytes, &Default::default()).context("importing the input")?;
+    let ir = prunus_tool::onnx::import(&onnx_bytes, &Default::default())
+        .context("importing the pruned model")?;
+    let packed = ir.to_bytes(prunus_format::WriteOptions::default())?;
+    bar.finish_and_clear();
+    write_atomic(&args.output, &packed, &[input])?;
+    let (a, b) = (graph_stats(&dense_ir.graph), graph_stats(&ir.graph));
+    println!(
+        "params: {} -> {} ({:.1} %)   MACs: {} -> {} ({:.2}x fewer)",
+        a.params,
+        b.params,
+        100.0 * b.params as f64 / a.params.max(1) as f64,
+        a.macs,
+        b.macs,
+        a.macs as f64 / b.macs.max(1) as f64
+    );
+    println!("wrote:  {} ({} bytes)", args.output.display(), packed.len());
+    if let Some(path) = &args.onnx_out {
+        write_atomic(path, &onnx_bytes, &[input])?;
+        println!("wrote:  {}", path.display());
+    }
+    if let Some(path) = &args.masks {
+        write_json(path, &masks, &[input])?;
+    }
+    Ok(())
+}
+
+fn report_sparsity(pruned: &[(prunus_tool::prune::unstructured::Target, Vec<bool>)]) {
+    let total: usize = pruned.iter().map(|(_, m)| m.len()).sum();
+    let zeros: usize = pruned
+        .iter()
+        .map(|(_, m)| m.iter().filter(|k| !**k).count())
+        .sum();
+    println!(
+        "pruned: {} weights in {} layers, {zeros} zeroed ({:.1} %)",
+        total,
+        pruned.len(),
+        100.0 * zeros as f64 / total.max(1) as f64
+    );
+}
+
+fn prune_prunus(args: &PruneArgs, bytes: &[u8], sparsity: f64) -> Result<()> {
+    if args.granularity == Granularity::Channel {
+        bail!(
+            "a .prunus input has BatchNorm folded away: it accepts unstructured, block and N:M \
+             magnitude pruning only; give the ONNX model for channel pruning"
+        );
+    }
+    if args.onnx_out.is_some() {
+        bail!("--onnx-out needs an ONNX input");
+    }
+    if args.criterion != Criterion::L1 && args.criterion != Criterion::L2 {
+        bail!("a .prunus input is pruned by weight magnitude only; drop --criterion");
+    }
+    let (mut model, f16) = prunus_file::read(bytes)?;
+    let pruned = prunus_file::prune(
+        &mut model,
+        args.layers,
+        args.granularity,
+        sparsity,
+        args.global,
+    )?;
+    report_sparsity(&pruned);
+    let packed = model.to_bytes(prunus_format::WriteOptions { f16 })?;
+    write_atomic(&args.output, &packed, &[&args.input])?;
+    println!("wrote:  {} ({} bytes)", args.output.display(), packed.len());
+    if let Some(path) = &args.masks {
+        let masks = export::unstructured_masks(&granularity_name(args.granularity), &pruned);
+        write_json(path, &masks, &[&args.input])?;
+    }
+    Ok(())
+}
