@@ -34,6 +34,7 @@ usage() {
 [ $# -gt 0 ] || usage
 if [ "$1" = "--list" ]; then
     for f in "$here"/boards/*.env; do
+        # shellcheck disable=SC1090
         (. "$f"; printf '%-12s %-8s %-38s %s\n' "$(basename "$f" .env)" "$BOARD_ARCH" \
             "$BOARD_TRIPLE" "$BOARD_NAME")
     done

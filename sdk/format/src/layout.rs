@@ -65,11 +65,14 @@ pub fn matrix_dims(shape: &[u32]) -> Option<(usize, usize)> {
 }
 
 /// Number of stored elements of a weight with this shape and layout (`None` if the layout
-/// does not apply to the shape).
+/// does not apply to the shape, or the count overflows `usize`, as it can on 32-bit targets).
 pub fn stored_len(shape: &[u32], layout: Layout) -> Option<usize> {
     match layout {
-        Layout::RowMajor => Some(shape.iter().map(|&d| d as usize).product()),
-        Layout::Panel8 => matrix_dims(shape).map(|(o, i)| o.div_ceil(PANEL) * PANEL * i),
+        Layout::RowMajor => shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d as usize)),
+        Layout::Panel8 => matrix_dims(shape)
+            .and_then(|(o, i)| o.div_ceil(PANEL).checked_mul(PANEL)?.checked_mul(i)),
     }
 }
 

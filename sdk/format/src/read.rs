@@ -104,13 +104,14 @@ fn validate_weights(graph: &Graph, sections: &Sections) -> Result<(), FormatErro
                 w.layout
             )));
         }
-        let expected = stored_len(&w.shape, w.layout).ok_or_else(|| {
+        let expected = (stored_len(&w.shape, w.layout).ok_or_else(|| {
             size_error(format!(
                 "layout {:?} does not fit shape {:?}",
                 w.layout, w.shape
             ))
-        })? as u64
-            * elem;
+        })? as u64)
+            .checked_mul(elem)
+            .ok_or_else(|| size_error(format!("shape {:?} overflows a byte count", w.shape)))?;
         if expected != w.nbytes {
             return Err(size_error(format!(
                 "shape {:?} as {:?} {:?} needs {expected} bytes, entry says {}",
