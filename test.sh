@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project. Sets up what the tests need first: the Python venv that
-# writes the onnxruntime reference fixtures (tests/fixtures/). Later issues extend this
-# script (qemu).
+# writes the onnxruntime reference fixtures (tests/fixtures/). Needs the host packages of
+# .ci/run (C toolchain, valgrind, cbindgen 0.29, toolchains/setup-host.sh for ARM).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,5 +17,9 @@ cargo test --workspace
 
 echo "== C ABI (header, install, C/C++ examples, valgrind, threads)"
 bash ffi/test.sh
+
+echo "== ARM boards: bundles (glibc 2.17 floor) and the qemu test matrix"
+bash toolchains/build.sh pi4 pi3-32 jetson-nano
+bash toolchains/qemu-test.sh
 
 echo "== all tests passed"
