@@ -5,10 +5,12 @@ use std::ops::Range;
 
 use prunus_format::{Activation, BinaryKind, Graph, Node, Op, WeightId};
 
+use crate::kernels::split::{ChannelSplit, conv_split};
 use crate::kernels::{
     self, Broadcast, ConvFn, ConvGeom, Epilogue, GemmFn, KernelTable, PoolFn, PoolGeom,
 };
 use crate::plan::{Plan, plane};
+use crate::thread_pool::ThreadPool;
 
 /// Where a step's weight lives: in the model file, or widened into the session.
 #[derive(Clone, Copy, Debug)]
@@ -34,6 +36,8 @@ pub enum Step {
         bias: Option<WeightRef>,
         /// Fused activation.
         act: Activation,
+        /// How the call may be split over threads (output channels).
+        split: ChannelSplit,
         /// Input range.
         x: Range<usize>,
         /// Output range.
@@ -205,6 +209,7 @@ pub fn lower(
                 weight: weight(c.weight),
                 bias: c.bias.map(weight),
                 act: c.activation,
+                split: ChannelSplit::for_pointwise(&geom),
                 x,
                 y,
             }
@@ -349,8 +354,13 @@ fn split<'s>(arena: &'s mut [f32], y: &Range<usize>) -> (Split<'s>, &'s mut [f32
 }
 
 impl Step {
-    /// Runs the step; `w` resolves weights.
-    pub fn run<'w>(&self, arena: &mut [f32], w: &dyn Fn(WeightRef) -> &'w [f32]) {
+    /// Runs the step; `w` resolves weights; splittable convolutions use `pool` if given.
+    pub fn run<'w>(
+        &self,
+        arena: &mut [f32],
+        w: &dyn Fn(WeightRef) -> &'w [f32],
+        pool: Option<&ThreadPool>,
+    ) {
         match self {
             Step::Conv {
                 f,
@@ -358,6 +368,7 @@ impl Step {
                 weight,
                 bias,
                 act,
+                split: channels,
                 x,
                 y,
             } => {
@@ -366,7 +377,12 @@ impl Step {
                     bias: bias.map(w),
                     activation: *act,
                 };
-                f(geom, src.get(x), w(*weight), &epi, out);
+                match pool {
+                    Some(pool) if *channels != ChannelSplit::None => {
+                        conv_split(pool, *channels, *f, geom, src.get(x), w(*weight), &epi, out)
+                    }
+                    _ => f(geom, src.get(x), w(*weight), &epi, out),
+                }
             }
             Step::Gemm {
                 f,

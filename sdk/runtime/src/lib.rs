@@ -21,6 +21,7 @@ pub mod model;
 pub mod options;
 pub mod plan;
 pub mod session;
+pub mod thread_pool;
 
 pub use error::Error;
 pub use kernels::Isa;

@@ -23,8 +23,10 @@ pub enum Retain {
 /// How a session runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
-    /// Worker threads (kernels are single-threaded until the threaded kernels land; the
-    /// value is validated and recorded).
+    /// Threads that run a session's kernels (0 and 1: the calling thread only; at most
+    /// [`crate::thread_pool::MAX_THREADS`]). Above 1, the session starts `threads - 1`
+    /// workers, and 1x1 convolutions large enough to pay for it are split over output
+    /// channels between them; results are bitwise identical for any count.
     pub threads: usize,
     /// Instruction set; `None` picks the best available, or `PRUNUS_ISA` if set.
     pub isa: Option<Isa>,

@@ -13,6 +13,7 @@ use crate::kernels::{Isa, KernelTable};
 use crate::model::Model;
 use crate::options::{Options, Retain};
 use crate::plan::{Plan, plan};
+use crate::thread_pool::ThreadPool;
 
 /// What session creation did beyond planning: reported so that a repack is never silent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,6 +41,8 @@ pub struct Session<'a> {
     arena: Vec<f32>,
     names: HashMap<String, u32>,
     report: SessionReport,
+    /// Worker threads when `Options::threads > 1`.
+    pool: Option<ThreadPool>,
 }
 
 fn widen(model: &Model, id: WeightId) -> Vec<f32> {
@@ -114,6 +117,7 @@ impl<'a> Session<'a> {
         report.arena_bytes = plan.arena_len * 4;
         report.unshared_bytes = graph.tensors.iter().map(|t| t.numel() * 4).sum();
         let arena = vec![0.0; plan.arena_len];
+        let pool = (options.threads > 1).then(|| ThreadPool::new(options.threads));
         Ok(Session {
             model,
             options,
@@ -124,6 +128,7 @@ impl<'a> Session<'a> {
             arena,
             names,
             report,
+            pool,
         })
     }
 
@@ -214,7 +219,7 @@ impl<'a> Session<'a> {
             }
         };
         for (node, step) in &self.steps {
-            step.run(&mut self.arena, &resolve);
+            step.run(&mut self.arena, &resolve, self.pool.as_ref());
             after(*node);
         }
         Ok(())

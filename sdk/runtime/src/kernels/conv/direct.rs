@@ -1,10 +1,16 @@
 //! Direct full and grouped `K`x`K` convolutions (stride `ST` 1 or 2, dilation 1, any
 //! padding) vectorised along the output row, generic over [`Simd`].
 //!
-//! The register tile is the pointwise kernels' one turned sideways: `R` output channels x
-//! `NV` vectors of one output row, accumulated over every (input channel, kernel row,
-//! kernel column) of the group with one broadcast weight per channel and `NV` loads per
-//! step, then bias and activation in registers and one store per vector. The loads come
+//! An implicit GEMM: the register tile is the pointwise kernels' one, `R` output channels x
+//! `NV` output vectors, accumulated over the `taps = input channels x K x K` of the group
+//! with one broadcast weight per output channel and `NV` loads per tap, then bias and
+//! activation in registers and one store per vector. The `NV` vectors of a tile are any
+//! vectors of a band of [`RH`] output rows (row-major, each row covered by whole vectors,
+//! the last one overlapping its predecessor with bit-identical values), so tiles stay full
+//! on the narrow planes of the late layers (13 columns) as on wide ones. A tap's vector is
+//! read at an offset from a per-band table (input channel, kernel row -> ring slot; kernel
+//! column -> phase and shift), so the loop over taps is the GEMM's loop over K. The loads
+//! come
 //! from a [`RowRing`] holding the zero-padded (for stride 2 de-interleaved) input rows of
 //! every input channel of the group, each input row copied once per column strip, so no
 //! tap ever checks a border: an im2col that keeps one copy of each row instead of `K * K`
@@ -25,6 +31,12 @@ const RING: usize = 16384;
 /// Widest strip of output columns.
 const STRIP: usize = 256;
 
+/// Output rows per band.
+const RH: usize = 3;
+
+/// Most taps (input channels x K x K) of one channel block: sizes the offset table.
+const MAX_TAPS: usize = 1152;
+
 /// A checked direct convolution.
 pub(super) struct DirectConv<'a, const K: usize, const ST: usize> {
     pub g: &'a ConvGeom,
@@ -39,17 +51,20 @@ impl<const K: usize, const ST: usize> SimdKernel for DirectConv<'_, K, ST> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
-        // R x NV accumulators, NV loaded vectors and a broadcast weight in the register file.
-        if S::REGISTERS >= 32 {
-            self.conv::<S, 8, 3>(s)
-        } else {
-            self.conv::<S, 4, 3>(s)
+        // R x NV accumulators, NV loaded vectors and a broadcast weight in the register
+        // file (as the pointwise tile); bands of RH rows read windows of W = K + 2 ST rows.
+        match (K, ST, S::REGISTERS >= 32) {
+            (3, 1, true) => self.conv::<S, 8, 3, 5>(s),
+            (3, 2, true) => self.conv::<S, 8, 3, 7>(s),
+            (3, 1, false) => self.conv::<S, 4, 2, 5>(s),
+            (3, 2, false) => self.conv::<S, 4, 2, 7>(s),
+            _ => unreachable!("direct convolution {K}x{K} stride {ST} has no fast path"),
         }
     }
 }
 
-/// How a convolution is cut so that the ring fits [`RING`]: strips of output columns,
-/// ring phases of `pw` values, blocks of `icb` input channels.
+/// How a convolution is cut so that the ring fits [`RING`] and the taps [`MAX_TAPS`]:
+/// strips of output columns, ring phases of `pw` values, blocks of `icb` input channels.
 #[derive(Clone, Copy, Debug)]
 struct Cut {
     strip: usize,
@@ -58,15 +73,22 @@ struct Cut {
 }
 
 impl Cut {
-    fn new(out_w: usize, icpg: usize, k: usize, st: usize, lanes: usize) -> Self {
+    /// For windows of `w` rows (stride `st`, kernel `k`x`k`).
+    fn new(out_w: usize, icpg: usize, [k, st, w]: [usize; 3], lanes: usize) -> Self {
         let pw = |n: usize| (n + k + lanes).next_multiple_of(lanes);
+        // Values of `n` channels (and the zero slot) for strips of `strip` columns.
+        let ring = |channels: usize, strip: usize| (channels * w + 1) * st * pw(strip);
+        let max_icb = (MAX_TAPS / (k * k)).max(1);
         let mut strip = out_w.min(STRIP);
         // Narrower strips before channel blocks (which send partial sums through memory),
         // down to 4 vectors.
-        while strip > 4 * lanes && icpg * k * st * pw(strip) > RING {
+        while strip > 4 * lanes && ring(icpg.min(max_icb), strip) > RING {
             strip = (strip / 2).max(4 * lanes);
         }
-        let icb = (RING / (k * st * pw(strip))).clamp(1, icpg);
+        let mut icb = icpg.min(max_icb);
+        while icb > 1 && ring(icb, strip) > RING {
+            icb = icb.div_ceil(2);
+        }
         Cut {
             strip,
             pw: pw(strip),
@@ -75,15 +97,26 @@ impl Cut {
     }
 }
 
+/// One output vector of a band: band row `h`, strip column `c`, `m` columns stored.
+#[derive(Clone, Copy, Debug)]
+struct Vect {
+    h: usize,
+    c: usize,
+    m: usize,
+}
+
 impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
     #[inline(always)]
-    fn conv<S: Simd, const R: usize, const NV: usize>(self, s: S) {
+    fn conv<S: Simd, const R: usize, const NV: usize, const W: usize>(self, s: S) {
+        debug_assert_eq!(W, K + (RH - 1) * ST, "direct: window rows");
         let DirectConv { g, x, w, epi, y } = self;
         let (icpg, ocpg) = (g.in_c / g.groups, g.out_c / g.groups);
         let (in_hw, ow, ohw, kk) = (g.in_h * g.in_w, g.out_w, g.out_h * g.out_w, K * K);
+        let l = S::LANES;
         let act = VecActivation::new(s, epi.activation);
-        let cut = Cut::new(ow, icpg, K, ST, S::LANES);
+        let cut = Cut::new(ow, icpg, [K, ST, W], l);
         let mut buf = [0.0f32; RING];
+        let mut offs = [0u32; RH * MAX_TAPS];
         for grp in 0..g.groups {
             let xg = &x[grp * icpg * in_hw..][..icpg * in_hw];
             for ox0 in (0..ow).step_by(cut.strip) {
@@ -91,26 +124,57 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
                 let ix0 = (ox0 * ST) as isize - g.pads[1] as isize;
                 for ic0 in (0..icpg).step_by(cut.icb) {
                     let nb = cut.icb.min(icpg - ic0);
-                    let mut ring = RowRing::<K, ST>::new(&mut buf, nb, cut.pw);
+                    let (first, last) = (ic0 == 0, ic0 + nb == icpg);
+                    // Overlapping vectors and bands recompute values: only when no partial
+                    // sum is read back.
+                    let single = first && last;
+                    let mut ring = RowRing::<W, ST>::new(&mut buf, nb, cut.pw);
                     ring.start(ix0, (n - 1) * ST + K);
                     let xb = &xg[ic0 * in_hw..][..nb * in_hw];
-                    for oy in 0..g.out_h {
-                        let iy0 = (oy * ST) as isize - g.pads[0] as isize;
+                    let taps = nb * kk;
+                    let ncols = n.div_ceil(l);
+                    let vect = |i: usize| {
+                        let (h, c) = (i / ncols, i % ncols * l);
+                        match (single && n >= l, n - c < l) {
+                            (true, true) => Vect { h, c: n - l, m: l },
+                            _ => Vect {
+                                h,
+                                c,
+                                m: l.min(n - c),
+                            },
+                        }
+                    };
+                    let mut oy = 0;
+                    while oy < g.out_h {
+                        // Bands of RH rows; the last ends at the plane's end, overlapping
+                        // its predecessor, unless partial sums are read back.
+                        let band = match oy + RH <= g.out_h || !single {
+                            true => oy,
+                            false => g.out_h.saturating_sub(RH),
+                        };
+                        let rh = RH.min(g.out_h - band);
+                        let iy0 = (band * ST) as isize - g.pads[0] as isize;
                         let slots = ring.advance(s, xb, [g.in_h, g.in_w], iy0);
+                        // offs[h][ic, ky, kx]: where output row h's tap starts in the ring.
+                        for (h, oh) in offs.chunks_exact_mut(MAX_TAPS).take(rh).enumerate() {
+                            let taps_h = oh[..taps].as_chunks_mut::<K>().0;
+                            for (t, row) in taps_h.iter_mut().enumerate() {
+                                let (ic, ky) = (t / K, t % K);
+                                let at = ring.offset(ic, slots[h * ST + ky]);
+                                for (kx, o) in row.iter_mut().enumerate() {
+                                    *o = (at + (kx % ST) * cut.pw + kx / ST) as u32;
+                                }
+                            }
+                        }
+                        let nvec = rh * ncols;
                         for o0 in (0..ocpg).step_by(R) {
                             let o = grp * ocpg + o0;
                             let rows = R.min(ocpg - o0);
                             // Rows past the group's last repeat its first: computed, not stored.
                             let wr: [&[f32]; R] = from_fn(|r| {
                                 let o = o + if r < rows { r } else { 0 };
-                                &w[(o * icpg + ic0) * kk..][..nb * kk]
+                                &w[(o * icpg + ic0) * kk..][..taps]
                             });
-                            let taps = Taps {
-                                ring: &ring,
-                                slots: &slots,
-                                w: wr,
-                                pw: cut.pw,
-                            };
                             let out = Out {
                                 bias: from_fn(|r| match epi.bias {
                                     Some(b) if r < rows => s.splat(b[o + r]),
@@ -118,13 +182,25 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
                                 }),
                                 act: &act,
                                 rows,
-                                first: ic0 == 0,
-                                last: ic0 + nb == icpg,
+                                first,
+                                last,
                                 plane: ohw,
+                                ow,
+                                base: band * ow + ox0,
                             };
                             let yt = &mut y[o * ohw..(o + rows) * ohw];
-                            columns::<S, K, ST, R, NV>(s, &taps, &out, yt, oy * ow + ox0, n);
+                            for t0 in (0..nvec).step_by(NV) {
+                                // A short last tile repeats its last vector.
+                                let vs: [Vect; NV] = from_fn(|v| vect((t0 + v).min(nvec - 1)));
+                                let acc = out.init::<NV>(s, yt, &vs);
+                                let vo: [&[u32]; NV] =
+                                    from_fn(|v| &offs[vs[v].h * MAX_TAPS..][..taps]);
+                                let cs = vs.map(|v| v.c);
+                                let acc = tile::<S, R, NV>(s, ring.data(), vo, cs, wr, acc);
+                                out.store(s, acc, yt, &vs);
+                            }
                         }
+                        oy = band + rh;
                     }
                 }
             }
@@ -132,124 +208,72 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
     }
 }
 
-/// The inputs of one output row's tiles: ring rows of the block's channels, and the
-/// weights of the tile's `R` output channels for those channels (`[nb, K, K]` each).
-struct Taps<'r, 'b, const K: usize, const ST: usize, const R: usize> {
-    ring: &'r RowRing<'b, K, ST>,
-    slots: &'r [Option<usize>; K],
-    w: [&'r [f32]; R],
-    pw: usize,
+/// Adds every tap to the `R` x `NV` tile: vector `v` of tap `k` is `LANES` values of `buf`
+/// from `offs[v][k] + cs[v]`, weighted by `w[r][k]` for output channel `r`.
+#[inline(always)]
+fn tile<S: Simd, const R: usize, const NV: usize>(
+    s: S,
+    buf: &[f32],
+    offs: [&[u32]; NV],
+    cs: [usize; NV],
+    w: [&[f32]; R],
+    mut acc: [[S::V; NV]; R],
+) -> [[S::V; NV]; R] {
+    let l = S::LANES;
+    let taps = w[0].len();
+    let offs = offs.map(|o| &o[..taps]);
+    let w = w.map(|w| &w[..taps]);
+    // One counter, one exit (see the pointwise tile): the tile stays in registers.
+    for k in 0..taps {
+        let xv: [S::V; NV] = from_fn(|v| {
+            let at = offs[v][k] as usize + cs[v];
+            s.load(&buf[at..at + l])
+        });
+        for (accr, wr) in acc.iter_mut().zip(&w) {
+            let wb = s.splat(wr[k]);
+            for (a, &x) in accr.iter_mut().zip(&xv) {
+                *a = s.fma(*a, wb, x);
+            }
+        }
+    }
+    acc
 }
 
-/// Output side of a tile: bias, activation, how many rows are real, and whether this
-/// channel block is the first (start from the bias) and the last (activate) of the sum.
+/// Output side of a band's tiles: bias, activation, how many output channels are real,
+/// and whether this channel block is the first (start from the bias) and the last
+/// (activate) of the sum.
 struct Out<'a, S: Simd, const R: usize> {
     bias: [S::V; R],
     act: &'a VecActivation<S>,
     rows: usize,
     first: bool,
     last: bool,
+    /// Output plane size, row width, and the band's first value in a plane.
     plane: usize,
-}
-
-/// One output row segment (`n` columns from `base` in each plane of `y`): tiles of `NV`
-/// vectors, then single vectors. With a single channel block the last tile ends at the
-/// row's end, overlapping its predecessor (bit-identical values); otherwise (partial sums
-/// are read back) the tail is done exactly, with partial loads and stores.
-#[inline(always)]
-fn columns<S: Simd, const K: usize, const ST: usize, const R: usize, const NV: usize>(
-    s: S,
-    taps: &Taps<K, ST, R>,
-    out: &Out<S, R>,
-    y: &mut [f32],
+    ow: usize,
     base: usize,
-    n: usize,
-) {
-    let (l, tw) = (S::LANES, NV * S::LANES);
-    let single = out.first && out.last;
-    let mut ox = 0;
-    while ox + tw <= n {
-        let acc = taps.tile::<S, NV>(s, out.init::<NV>(s, y, base + ox, tw), ox);
-        out.store(s, acc, y, base + ox, tw);
-        ox += tw;
-    }
-    if ox == n {
-        return;
-    }
-    if single && n >= tw && n - ox > tw - l {
-        let at = n - tw;
-        let acc = taps.tile::<S, NV>(s, out.init::<NV>(s, y, base + at, tw), at);
-        return out.store(s, acc, y, base + at, tw);
-    }
-    while ox + l <= n {
-        let acc = taps.tile::<S, 1>(s, out.init::<1>(s, y, base + ox, l), ox);
-        out.store(s, acc, y, base + ox, l);
-        ox += l;
-    }
-    if ox < n {
-        let (at, m) = if single && n >= l {
-            (n - l, l)
-        } else {
-            (ox, n - ox)
-        };
-        let acc = taps.tile::<S, 1>(s, out.init::<1>(s, y, base + at, m), at);
-        out.store(s, acc, y, base + at, m);
-    }
-}
-
-impl<const K: usize, const ST: usize, const R: usize> Taps<'_, '_, K, ST, R> {
-    /// Adds the taps of every channel of the block to `acc` (`NV` vectors from strip
-    /// column `ox`).
-    #[inline(always)]
-    fn tile<S: Simd, const NV: usize>(
-        &self,
-        s: S,
-        mut acc: [[S::V; NV]; R],
-        ox: usize,
-    ) -> [[S::V; NV]; R] {
-        let l = S::LANES;
-        let kk = K * K;
-        for (ic, plane) in (0..self.w[0].len() / kk).zip(self.ring.planes()) {
-            let wi: [&[[f32; K]; K]; R] = from_fn(|r| {
-                let wc = &self.w[r][ic * kk..(ic + 1) * kk];
-                wc.as_chunks::<K>().0.try_into().expect("K rows")
-            });
-            for (ky, slot) in self.slots.iter().enumerate() {
-                let Some(slot) = *slot else { continue };
-                let row = self.ring.slot_of(plane, slot);
-                for kx in 0..K {
-                    // Tap kx of column ox reads phase kx % ST at ox + kx / ST.
-                    let off = (kx % ST) * self.pw + kx / ST + ox;
-                    let xs = &row[off..off + NV * l];
-                    let xv: [S::V; NV] = from_fn(|v| s.load(&xs[v * l..]));
-                    for (accr, wr) in acc.iter_mut().zip(&wi) {
-                        let wb = s.splat(wr[ky][kx]);
-                        for (a, &xv) in accr.iter_mut().zip(&xv) {
-                            *a = s.fma(*a, wb, xv);
-                        }
-                    }
-                }
-            }
-        }
-        acc
-    }
 }
 
 impl<S: Simd, const R: usize> Out<'_, S, R> {
-    /// The accumulators a tile of `m` columns at `at` starts from: the bias, or the partial
-    /// sums of the previous channel blocks.
+    /// Where vector `v` is in a plane of `y`.
     #[inline(always)]
-    fn init<const NV: usize>(&self, s: S, y: &[f32], at: usize, m: usize) -> [[S::V; NV]; R] {
+    fn at(&self, v: &Vect) -> usize {
+        self.base + v.h * self.ow + v.c
+    }
+
+    /// The accumulators of a tile: the bias, or the partial sums of the previous channel
+    /// blocks.
+    #[inline(always)]
+    fn init<const NV: usize>(&self, s: S, y: &[f32], vs: &[Vect; NV]) -> [[S::V; NV]; R] {
         if self.first {
             return from_fn(|r| [self.bias[r]; NV]);
         }
-        let l = S::LANES;
         from_fn(|r| {
-            let r = r.min(self.rows - 1);
-            let ys = &y[r * self.plane + at..][..m];
+            let yp = &y[r.min(self.rows - 1) * self.plane..][..self.plane];
             from_fn(|v| {
-                if m == NV * l {
-                    s.load(&ys[v * l..])
+                let ys = &yp[self.at(&vs[v])..][..vs[v].m];
+                if vs[v].m == S::LANES {
+                    s.load(ys)
                 } else {
                     s.load_partial(ys)
                 }
@@ -257,28 +281,26 @@ impl<S: Simd, const R: usize> Out<'_, S, R> {
         })
     }
 
-    /// Activates (last block) and stores `m` columns at `at` of the real rows.
+    /// Activates (last block) and stores the tile's vectors for the real output channels.
     #[inline(always)]
     fn store<const NV: usize>(
         &self,
         s: S,
         mut acc: [[S::V; NV]; R],
         y: &mut [f32],
-        at: usize,
-        m: usize,
+        vs: &[Vect; NV],
     ) {
-        let l = S::LANES;
         if self.last {
             activate(s, self.act, acc.as_flattened_mut());
         }
         for (yp, accr) in y.chunks_exact_mut(self.plane).zip(&acc).take(self.rows) {
-            let ys = &mut yp[at..at + m];
-            if m == NV * l {
-                for (v, &a) in accr.iter().enumerate() {
-                    s.store(a, &mut ys[v * l..]);
+            for (v, &a) in vs.iter().zip(accr) {
+                let ys = &mut yp[self.at(v)..][..v.m];
+                if v.m == S::LANES {
+                    s.store(a, ys);
+                } else {
+                    s.store_partial(a, ys);
                 }
-            } else {
-                s.store_partial(accr[0], ys);
             }
         }
     }

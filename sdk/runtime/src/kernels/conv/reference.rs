@@ -32,11 +32,7 @@ pub(crate) fn naive(
                                 - g.pads[0] as isize;
                             let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize
                                 - g.pads[1] as isize;
-                            if iy < 0
-                                || ix < 0
-                                || iy >= g.in_h as isize
-                                || ix >= g.in_w as isize
-                            {
+                            if iy < 0 || ix < 0 || iy >= g.in_h as isize || ix >= g.in_w as isize {
                                 continue;
                             }
                             let xv = x[(ic * g.in_h + iy as usize) * g.in_w + ix as usize];

@@ -29,6 +29,21 @@ pub(crate) fn fill_row<S: Simd, const ST: usize>(
     slot: &mut [f32],
     pw: usize,
 ) {
+    fill_row_padded::<S, ST>(s, xrow, ix0, need, slot, pw, 0.0)
+}
+
+/// [`fill_row`] with `pad` outside the row instead of zero (max pooling pads with -inf).
+#[inline(always)]
+pub(crate) fn fill_row_padded<S: Simd, const ST: usize>(
+    s: S,
+    xrow: &[f32],
+    ix0: isize,
+    need: usize,
+    slot: &mut [f32],
+    pw: usize,
+    pad: f32,
+) {
+    let pad = s.splat(pad);
     debug_assert!(need.div_ceil(ST) + S::LANES <= pw, "fill_row: phase width");
     let w = xrow.len() as isize;
     // Positions [lo, hi) of the slot read inside the row.
@@ -42,16 +57,16 @@ pub(crate) fn fill_row<S: Simd, const ST: usize>(
     match ST {
         1 => {
             let slot = &mut slot[..pw];
-            zero(s, slot, 0, lo);
+            fill(s, slot, 0, lo, pad);
             copy(s, &mut slot[lo..hi], src);
-            zero(s, slot, hi, need);
+            fill(s, slot, hi, need, pad);
         }
         2 => {
             let (even, odd) = slot[..2 * pw].split_at_mut(pw);
             // Even position 2i is in [a, b) when a <= 2i < b, i.e. ceil(a/2) <= i < ceil(b/2);
             // odd position 2i + 1 when a/2 <= i < b/2 (floor).
-            zero(s, even, 0, lo.div_ceil(2));
-            zero(s, odd, 0, lo / 2);
+            fill(s, even, 0, lo.div_ceil(2), pad);
+            fill(s, odd, 0, lo / 2, pad);
             let (mut at, mut src) = (lo, src);
             if at % 2 == 1
                 && let [first, rest @ ..] = src
@@ -61,12 +76,16 @@ pub(crate) fn fill_row<S: Simd, const ST: usize>(
             }
             let m = src.len() / 2;
             let base = at / 2;
-            deinterleave(&src[..2 * m], &mut even[base..base + m], &mut odd[base..base + m]);
+            deinterleave(
+                &src[..2 * m],
+                &mut even[base..base + m],
+                &mut odd[base..base + m],
+            );
             if src.len() % 2 == 1 {
                 even[base + m] = src[2 * m];
             }
-            zero(s, even, hi.div_ceil(2), need.div_ceil(2));
-            zero(s, odd, hi / 2, need / 2);
+            fill(s, even, hi.div_ceil(2), need.div_ceil(2), pad);
+            fill(s, odd, hi / 2, need / 2, pad);
         }
         _ => unreachable!("fill_row: stride {ST} has no row layout"),
     }
@@ -112,13 +131,13 @@ fn deinterleave_block(pairs: &[f32], even: &mut [f32], odd: &mut [f32], from: us
     }
 }
 
-/// `phase[from..to] = 0`, by whole vectors from `from` (there is room for one past `to`);
+/// `phase[from..to] = v`, by whole vectors from `from` (there is room for one past `to`);
 /// usually one store. (A `fill` becomes a `memset` call, slow for a few values.)
 #[inline(always)]
-fn zero<S: Simd>(s: S, phase: &mut [f32], from: usize, to: usize) {
+fn fill<S: Simd>(s: S, phase: &mut [f32], from: usize, to: usize, v: S::V) {
     let mut at = from;
     while at < to {
-        s.store(s.zero(), &mut phase[at..at + S::LANES]);
+        s.store(v, &mut phase[at..at + S::LANES]);
         at += S::LANES;
     }
 }
@@ -126,7 +145,7 @@ fn zero<S: Simd>(s: S, phase: &mut [f32], from: usize, to: usize) {
 /// `dst = src` with vector loads and stores, the last vector overlapping its predecessor
 /// (`copy_from_slice` becomes a `memcpy` call, slow for short rows).
 #[inline(always)]
-fn copy<S: Simd>(s: S, dst: &mut [f32], src: &[f32]) {
+pub(crate) fn copy<S: Simd>(s: S, dst: &mut [f32], src: &[f32]) {
     let (n, l) = (dst.len(), S::LANES);
     if n < l {
         return copy_short(dst, src);
@@ -174,16 +193,18 @@ pub(crate) struct RowRing<'b, const K: usize, const ST: usize> {
 }
 
 impl<'b, const K: usize, const ST: usize> RowRing<'b, K, ST> {
-    /// Values of `buf` a ring of `channels` planes with phases of `pw` values uses.
+    /// Values of `buf` a ring of `channels` planes with phases of `pw` values uses (with
+    /// one all-zero slot after the planes).
     #[inline(always)]
     pub(crate) fn len(channels: usize, pw: usize) -> usize {
-        channels * K * ST * pw
+        (channels * K + 1) * ST * pw
     }
 
     /// An empty ring over `buf` (at least [`RowRing::len`] values).
     #[inline(always)]
     pub(crate) fn new(buf: &'b mut [f32], channels: usize, pw: usize) -> Self {
         assert!(buf.len() >= Self::len(channels, pw), "row ring: buffer");
+        buf[channels * K * ST * pw..][..ST * pw].fill(0.0);
         RowRing {
             buf,
             channels,
@@ -235,18 +256,21 @@ impl<'b, const K: usize, const ST: usize> RowRing<'b, K, ST> {
         slots
     }
 
-    /// Each channel's slots, in order (for [`RowRing::slot_of`]).
+    /// The whole ring, for kernels that address it with [`RowRing::offset`].
     #[inline(always)]
-    pub(crate) fn planes(&self) -> std::slice::ChunksExact<'_, f32> {
-        let plane = K * ST * self.pw;
-        self.buf[..self.channels * plane].chunks_exact(plane)
+    pub(crate) fn data(&self) -> &[f32] {
+        &self.buf[..Self::len(self.channels, self.pw)]
     }
 
-    /// The slot `slot` of one of [`RowRing::planes`].
+    /// Where the slot `slot` of channel `c` starts in [`RowRing::data`]; `None` (a row in
+    /// the vertical padding) gives the zero slot.
     #[inline(always)]
-    pub(crate) fn slot_of<'p>(&self, plane: &'p [f32], slot: usize) -> &'p [f32] {
+    pub(crate) fn offset(&self, c: usize, slot: Option<usize>) -> usize {
         let slot_len = ST * self.pw;
-        &plane[slot * slot_len..][..slot_len]
+        match slot {
+            Some(slot) => (c * K + slot) * slot_len,
+            None => self.channels * K * slot_len,
+        }
     }
 
     /// The slot `slot` of channel `c`: `ST` phases of `pw` values.
@@ -299,7 +323,7 @@ mod tests {
         // Two 4x3 planes; 3x3 kernel, stride 2, top pad 1.
         let x: Vec<f32> = (0..24).map(|v| v as f32).collect();
         let pw = 32;
-        let mut buf = vec![0.0; 2 * 3 * 2 * pw];
+        let mut buf = vec![0.0; RowRing::<3, 2>::len(2, pw)];
         let mut ring = RowRing::<3, 2>::new(&mut buf, 2, pw);
         ring.start(-1, 5);
         let slots = ring.advance(s, &x, [4, 3], -1);

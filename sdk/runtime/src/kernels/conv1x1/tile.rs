@@ -22,8 +22,10 @@ pub(super) trait TileWeights<const R: usize>: Copy {
     type Col: Copy;
     /// The columns, one per input channel, in order.
     fn cols(self) -> impl Iterator<Item = Self::Col>;
-    /// The columns in pairs `(2i, 2i + 1)`, then the last one if their number is odd.
-    fn col_pairs(self) -> (impl Iterator<Item = (Self::Col, Self::Col)>, Option<Self::Col>);
+    /// The columns in pairs `(2i, 2i + 1)`.
+    fn col_pairs(self) -> impl Iterator<Item = (Self::Col, Self::Col)>;
+    /// The last column if their number is odd (the one [`TileWeights::col_pairs`] leaves).
+    fn odd_last(self) -> Option<Self::Col>;
     /// The `R` weights of column `c`, each broadcast to a vector.
     fn splat<S: Simd>(self, s: S, c: Self::Col) -> [S::V; R];
 }
@@ -42,9 +44,13 @@ impl<'a, const R: usize, const H: usize> TileWeights<R> for PanelRows<'a, H> {
     }
 
     #[inline(always)]
-    fn col_pairs(self) -> (impl Iterator<Item = (Self::Col, Self::Col)>, Option<Self::Col>) {
-        let (pairs, last) = self.0.as_chunks::<2>();
-        (pairs.iter().map(|[a, b]| (a, b)), last.first())
+    fn col_pairs(self) -> impl Iterator<Item = (Self::Col, Self::Col)> {
+        self.0.as_chunks::<2>().0.iter().map(|[a, b]| (a, b))
+    }
+
+    #[inline(always)]
+    fn odd_last(self) -> Option<Self::Col> {
+        self.0.as_chunks::<2>().1.first()
     }
 
     #[inline(always)]
@@ -71,9 +77,14 @@ impl<const R: usize> TileWeights<R> for RowMajorRows<'_, R> {
     }
 
     #[inline(always)]
-    fn col_pairs(self) -> (impl Iterator<Item = (usize, usize)>, Option<usize>) {
+    fn col_pairs(self) -> impl Iterator<Item = (usize, usize)> {
+        (0..self.0[0].len() / 2).map(|i| (2 * i, 2 * i + 1))
+    }
+
+    #[inline(always)]
+    fn odd_last(self) -> Option<usize> {
         let k = self.0[0].len();
-        ((0..k / 2).map(|i| (2 * i, 2 * i + 1)), (k % 2 == 1).then(|| k - 1))
+        (k % 2 == 1).then(|| k - 1)
     }
 
     #[inline(always)]
@@ -109,13 +120,12 @@ pub(super) fn tile<S: Simd, W: TileWeights<R>, const R: usize, const NV: usize>(
     }
     // Two input channels per iteration: half the loop overhead (NEON: 59 instructions per
     // 48 FMAs instead of 32 per 24).
-    let (pairs, last) = w.col_pairs();
-    for ((c0, c1), xrows) in pairs.zip(x.chunks_exact(2 * plane)) {
+    for ((c0, c1), xrows) in w.col_pairs().zip(x.chunks_exact(2 * plane)) {
         let (x0, x1) = xrows.split_at(plane);
         rank1::<S, W, R, NV>(s, w, c0, x0, col, &mut acc);
         rank1::<S, W, R, NV>(s, w, c1, x1, col, &mut acc);
     }
-    if let Some(c) = last {
+    if let Some(c) = w.odd_last() {
         let x_last = x.chunks_exact(plane).last().unwrap_or(&[]);
         rank1::<S, W, R, NV>(s, w, c, x_last, col, &mut acc);
     }

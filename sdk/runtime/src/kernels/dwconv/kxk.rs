@@ -27,8 +27,9 @@ pub(super) fn phase_width(n: usize, k: usize, lanes: usize) -> usize {
     (n + k + lanes).next_multiple_of(lanes)
 }
 
-/// Ring buffer values: the largest ring (5x5, stride 2: a window of 7 rows) of one plane.
-const RING: usize = 7 * 2 * (STRIP + 2 * MAX_LANES);
+/// Ring buffer values: the largest ring (5x5, stride 2: a window of 7 rows and the zero
+/// slot) of one plane.
+const RING: usize = (7 + 1) * 2 * (STRIP + 2 * MAX_LANES);
 
 /// A checked `K`x`K` stride-`ST` depthwise convolution (dilation 1, any padding).
 pub(super) struct DepthwiseKxK<'a, const K: usize, const ST: usize> {

@@ -66,7 +66,11 @@ pub fn depthwise_simd2<Wide: Simd, Narrow: Simd>(
 fn check(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue, y: &[f32]) {
     let c = g.in_c;
     assert_eq!(x.len(), c * g.in_h * g.in_w, "depthwise: input length");
-    assert_eq!(w.len(), c * g.kernel[0] * g.kernel[1], "depthwise: weight length");
+    assert_eq!(
+        w.len(),
+        c * g.kernel[0] * g.kernel[1],
+        "depthwise: weight length"
+    );
     assert_eq!(y.len(), c * g.out_h * g.out_w, "depthwise: output length");
     assert!(
         epi.bias.is_none_or(|b| b.len() == c),

@@ -141,7 +141,11 @@ fn every_activation_on_zoo_shapes() {
 #[test]
 fn rows_wider_than_a_strip() {
     // Output rows of STRIP + 37 and 2 * STRIP + 1 columns: several strips, the last partial.
-    for (k, stride, w) in [(3, 1, STRIP + 37), (5, 2, 4 * STRIP + 3), (3, 2, 2 * STRIP + 1)] {
+    for (k, stride, w) in [
+        (3, 1, STRIP + 37),
+        (5, 2, 4 * STRIP + 3),
+        (3, 2, 2 * STRIP + 1),
+    ] {
         let c = case(2, [3, w], k, stride, [1, 2, 1, 0]);
         run_each(&kernels(), c, Activation::Relu, true, 7).unwrap();
     }

@@ -3,9 +3,9 @@
 //!
 //! # The pattern
 //!
-//! An ISA is a zero-sized *token* type ([`Avx2`], [`Avx512`], [`Neon`]) whose only
-//! constructor, [`Simd::detect`], checks the CPU at run time. Holding a token proves the
-//! instructions exist, so its vector methods are safe to call. A kernel is a struct
+//! An ISA is a zero-sized *token* type (`Avx2`, `Avx512` on x86-64, `Neon` on aarch64)
+//! whose only constructor, [`Simd::detect`], checks the CPU at run time. Holding a token
+//! proves the instructions exist, so its vector methods are safe to call. A kernel is a struct
 //! implementing [`SimdKernel`], whose `run` and every helper it calls are
 //! `#[inline(always)]` and generic over `S: Simd`; [`Simd::vectorize`] runs it inside a
 //! `#[target_feature]` function of that ISA, where the whole body is inlined and compiled

@@ -10,6 +10,9 @@
 //! bounds branch.
 
 use super::PoolGeom;
+
+mod max_simd;
+pub use max_simd::max_pool_simd;
 use std::ops::Range;
 
 /// Max pooling; `x` is `[c, in_h, in_w]`, `y` is `[c, out_h, out_w]`. A window that
@@ -106,7 +109,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// ONNX semantics by direct enumeration of each window position in padded coordinates.
-    fn naive(g: &PoolGeom, x: &[f32], max: bool) -> Vec<f32> {
+    pub(super) fn naive(g: &PoolGeom, x: &[f32], max: bool) -> Vec<f32> {
         let mut y = vec![0.0; g.c * g.out_h * g.out_w];
         let (pt, pl) = (g.pads[0] as isize, g.pads[1] as isize);
         let (ph_end, pw_end) = ((g.in_h + g.pads[2]) as isize, (g.in_w + g.pads[3]) as isize);
@@ -143,7 +146,7 @@ mod tests {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn geom(
+    pub(super) fn geom(
         c: usize,
         size: [usize; 2],
         kernel: [usize; 2],

@@ -1,0 +1,229 @@
+//! Max pooling vectorised along the output row, generic over [`Simd`]: square 2x2 and 3x3
+//! windows, stride 1 or 2 (SqueezeNet's, ShuffleNet's and Xception's 3x3 stride-2 pools),
+//! any padding and ceil mode as long as every window holds an input value (always, for
+//! ONNX-valid geometry).
+//!
+//! Per output row: the element-wise maximum of the window's input rows (clipped to the
+//! input: padding never contributes) over the columns the row reads, then that row copied
+//! into a slot padded with -inf and, for stride 2, de-interleaved into even and odd columns
+//! ([`fill_row_padded`]), so each of the `K` horizontal taps of an output vector is one
+//! contiguous load and a `max`. NaN inputs may propagate where the portable kernel
+//! (`f32::max`) would skip them.
+
+use super::{PoolGeom, max_pool, window};
+use crate::kernels::conv::rows::{copy, fill_row_padded};
+use crate::kernels::simd::{MAX_LANES, Simd, SimdKernel};
+
+/// Output columns per strip.
+const STRIP: usize = 256;
+
+/// Slot values: two phases of a strip, its window and a vector of slack.
+const SLOT: usize = 2 * (STRIP + 4 * MAX_LANES);
+
+/// Input columns a strip reads at most (stride 2, 3x3).
+const VROW: usize = 2 * STRIP + 1;
+
+/// Max pooling, generic over the ISA; other windows and strides, geometry with empty
+/// windows, and CPUs without `S`, run the portable [`max_pool`].
+pub fn max_pool_simd<S: Simd>(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
+    let [k, kw] = g.kernel;
+    let axis_ok = |a: usize, input: usize, out: usize| {
+        g.pads[a] < k && (out - 1) * g.stride[a] < input + g.pads[a]
+    };
+    let fast = k == kw
+        && g.stride[0] == g.stride[1]
+        && g.in_h * g.in_w > 0
+        && g.out_h * g.out_w > 0
+        && axis_ok(0, g.in_h, g.out_h)
+        && axis_ok(1, g.in_w, g.out_w);
+    match S::detect() {
+        Some(s) if fast => {
+            assert_eq!(x.len(), g.c * g.in_h * g.in_w, "max pool: input length");
+            assert_eq!(y.len(), g.c * g.out_h * g.out_w, "max pool: output length");
+            match (k, g.stride[0]) {
+                (2, 1) => s.vectorize(MaxPool::<2, 1> { g, x, y }),
+                (2, 2) => s.vectorize(MaxPool::<2, 2> { g, x, y }),
+                (3, 1) => s.vectorize(MaxPool::<3, 1> { g, x, y }),
+                (3, 2) => s.vectorize(MaxPool::<3, 2> { g, x, y }),
+                _ => max_pool(g, x, y),
+            }
+        }
+        _ => max_pool(g, x, y),
+    }
+}
+
+/// A checked `K`x`K` stride-`ST` max pooling whose every window holds an input value.
+struct MaxPool<'a, const K: usize, const ST: usize> {
+    g: &'a PoolGeom,
+    x: &'a [f32],
+    y: &'a mut [f32],
+}
+
+impl<const K: usize, const ST: usize> SimdKernel for MaxPool<'_, K, ST> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let MaxPool { g, x, y } = self;
+        let (l, ow) = (S::LANES, g.out_w);
+        let (in_hw, out_hw) = (g.in_h * g.in_w, g.out_h * g.out_w);
+        let mut slot = [0.0f32; SLOT];
+        let mut vrow = [0.0f32; VROW];
+        for (xc, yc) in x.chunks_exact(in_hw).zip(y.chunks_exact_mut(out_hw)) {
+            for ox0 in (0..ow).step_by(STRIP) {
+                let n = STRIP.min(ow - ox0);
+                let pw = (n + K + l).next_multiple_of(l);
+                let need = (n - 1) * ST + K;
+                let ix0 = (ox0 * ST) as isize - g.pads[1] as isize;
+                // The input columns the strip reads.
+                let c0 = ix0.max(0) as usize;
+                let c1 = ((ix0 + need as isize).max(0) as usize).min(g.in_w).max(c0);
+                for (oy, yrow) in yc.chunks_exact_mut(ow).enumerate() {
+                    let rows = window(oy, ST, K, g.pads[0], g.in_h);
+                    let v = &mut vrow[..c1 - c0];
+                    let row = |iy: usize| &xc[iy * g.in_w + c0..iy * g.in_w + c1];
+                    copy(s, v, row(rows.start));
+                    for iy in rows.start + 1..rows.end {
+                        max_into(s, v, row(iy));
+                    }
+                    let pad = f32::NEG_INFINITY;
+                    let ix = ix0 - c0 as isize;
+                    fill_row_padded::<S, ST>(s, v, ix, need, &mut slot, pw, pad);
+                    taps::<S, K, ST>(s, &slot[..ST * pw], pw, &mut yrow[ox0..ox0 + n]);
+                }
+            }
+        }
+    }
+}
+
+/// `dst = max(dst, src)` element-wise (the last vector overlapping its predecessor: max
+/// is idempotent).
+#[inline(always)]
+fn max_into<S: Simd>(s: S, dst: &mut [f32], src: &[f32]) {
+    let (n, l) = (dst.len(), S::LANES);
+    if n < l {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = d.max(v);
+        }
+        return;
+    }
+    for (d, v) in dst.chunks_exact_mut(l).zip(src.chunks_exact(l)) {
+        s.store(s.max(s.load(d), s.load(v)), d);
+    }
+    if !n.is_multiple_of(l) {
+        let (d, v) = (&mut dst[n - l..], &src[n - l..]);
+        s.store(s.max(s.load(d), s.load(v)), d);
+    }
+}
+
+/// `yrow[ox] = max over kx of column ox * ST + kx` of the slot (phases of `pw`).
+#[inline(always)]
+fn taps<S: Simd, const K: usize, const ST: usize>(s: S, slot: &[f32], pw: usize, yrow: &mut [f32]) {
+    let (n, l) = (yrow.len(), S::LANES);
+    if n < l {
+        return s.store_partial(window_max::<S, K, ST>(s, slot, pw, 0), yrow);
+    }
+    let mut ox = 0;
+    while ox < n {
+        let o = ox.min(n - l);
+        s.store(window_max::<S, K, ST>(s, slot, pw, o), &mut yrow[o..o + l]);
+        ox += l;
+    }
+}
+
+/// The window maxima of output columns `ox..ox + LANES` (a function: a closure LLVM does
+/// not inline is compiled without the ISA's features, and calls `max`).
+#[inline(always)]
+fn window_max<S: Simd, const K: usize, const ST: usize>(
+    s: S,
+    slot: &[f32],
+    pw: usize,
+    ox: usize,
+) -> S::V {
+    let mut m = s.load(&slot[ox..ox + S::LANES]);
+    for kx in 1..K {
+        let off = (kx % ST) * pw + kx / ST + ox;
+        m = s.max(m, s.load(&slot[off..off + S::LANES]));
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{geom, naive};
+    use super::*;
+    use crate::kernels::PoolFn;
+    use crate::kernels::activation::test_support::*;
+    use crate::kernels::{Isa, KernelTable};
+    use proptest::prelude::*;
+
+    /// The table's `max_pool` slot for every available ISA and each SIMD instantiation.
+    fn kernels() -> Vec<(&'static str, PoolFn)> {
+        let mut all: Vec<(&'static str, PoolFn)> = Isa::available()
+            .iter()
+            .map(|&isa| (isa.name(), KernelTable::for_isa(isa).max_pool))
+            .collect();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::kernels::simd::{Avx2, Avx512};
+            if Avx2::detect().is_some() {
+                all.push(("max_pool_simd::<Avx2>", max_pool_simd::<Avx2>));
+            }
+            if Avx512::detect().is_some() {
+                all.push(("max_pool_simd::<Avx512>", max_pool_simd::<Avx512>));
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            use crate::kernels::simd::Neon;
+            if Neon::detect().is_some() {
+                all.push(("max_pool_simd::<Neon>", max_pool_simd::<Neon>));
+            }
+        }
+        all
+    }
+
+    fn check(g: &PoolGeom, seed: u64) -> Result<(), TestCaseError> {
+        let x = fill(&mut rng(seed), g.c * g.in_h * g.in_w);
+        let want = naive(g, &x, true);
+        for (name, f) in kernels() {
+            let mut y = vec![f32::NAN; want.len()];
+            f(g, &x, &mut y);
+            assert_close(&y, &want)
+                .map_err(|e| TestCaseError::fail(format!("{name} {g:?}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn max_pool_matches_reference_on_every_isa(
+            c in 1usize..=19,
+            size in [1usize..=40, 1usize..=40],
+            (k, pads) in (2usize..=3).prop_flat_map(|k| (Just(k), [0..k, 0..k, 0..k, 0..k])),
+            stride in 1usize..=2,
+            ceil in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            check(&geom(c, size, [k, k], [stride; 2], pads, ceil, false), seed)?;
+        }
+    }
+
+    #[test]
+    fn zoo_pools_and_wide_rows() {
+        // SqueezeNet (111 -> 55, ceil), Xception (147 -> 74, pad 1), rows over a strip.
+        for (size, pads, ceil) in [
+            (111, [0; 4], true),
+            (147, [1; 4], false),
+            (600, [1; 4], true),
+        ] {
+            check(
+                &geom(3, [size.min(40), size], [3, 3], [2, 2], pads, ceil, false),
+                1,
+            )
+            .unwrap();
+        }
+    }
+}
