@@ -2,21 +2,27 @@
 //! padding) vectorised along the output row, generic over [`Simd`].
 //!
 //! An implicit GEMM: the register tile is the pointwise kernels' one, `R` output channels x
-//! `NV` output vectors, accumulated over the `taps = input channels x K x K` of the group
-//! with one broadcast weight per output channel and `NV` loads per tap, then bias and
-//! activation in registers and one store per vector. The `NV` vectors of a tile are any
-//! vectors of a band of [`RH`] output rows (row-major, each row covered by whole vectors,
-//! the last one overlapping its predecessor with bit-identical values), so tiles stay full
-//! on the narrow planes of the late layers (13 columns) as on wide ones. A tap's vector is
+//! `NV` output vectors (8 x 3 on 32 registers, 4 x 2 on AVX2's 16: 4 x 3 spilled, 45 vs 90
+//! GFLOP/s), accumulated over the `taps = input channels x K x K` of the group with one
+//! broadcast weight per output channel and `NV` loads per tap, then bias and activation in
+//! registers and one store per vector. The loads come from a [`RowRing`] holding the
+//! zero-padded (for stride 2 de-interleaved) input rows of every input channel of the
+//! group, each input row copied once per column strip, so no tap ever checks a border: an
+//! im2col that keeps one copy of each row instead of `K * K` shifted ones. A tap's vector is
 //! read at an offset from a per-band table (input channel, kernel row -> ring slot; kernel
-//! column -> phase and shift), so the loop over taps is the GEMM's loop over K. The loads
-//! come
-//! from a [`RowRing`] holding the zero-padded (for stride 2 de-interleaved) input rows of
-//! every input channel of the group, each input row copied once per column strip, so no
-//! tap ever checks a border: an im2col that keeps one copy of each row instead of `K * K`
-//! shifted ones. The ring is a 64 KiB stack array; wider rows are cut into strips, and
-//! groups with more input channels than fit into blocks whose partial sums go through the
-//! output (the last block applies the activation).
+//! column -> phase and shift), so the loop over taps is the GEMM's loop over K.
+//!
+//! Output rows go in bands of [`RH`]. A tile is `NV` consecutive vectors of one row (one
+//! table lookup per tap) while the row has them; the rest of the band's vectors (each row
+//! covered by whole vectors, the last one overlapping its predecessor with bit-identical
+//! values) are grouped `NV` at a time from anywhere in the band, so tiles stay full on the
+//! narrow planes of the late layers (13 columns) as on wide ones: `R` x 3 vectors of one
+//! row left 13-column planes at 70-100 GFLOP/s (AVX-512), these reach 180.
+//!
+//! The ring is a 64 KiB stack array; wider rows are cut into strips, and groups with more
+//! input channels than fit into blocks whose partial sums go through the output (the last
+//! block applies the activation). Weights are read in place (OIHW rows): packing them as
+//! `[taps][R]` panels measured no faster on x86-64 (the broadcasts hit L1 either way).
 
 use std::array::from_fn;
 
@@ -129,12 +135,17 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
                     // sum is read back.
                     let single = first && last;
                     let mut ring = RowRing::<W, ST>::new(&mut buf, nb, cut.pw);
-                    ring.start(ix0, (n - 1) * ST + K);
+                    ring.start(s, ix0, (n - 1) * ST + K, g.in_w);
                     let xb = &xg[ic0 * in_hw..][..nb * in_hw];
                     let taps = nb * kk;
+                    // Per band row: `full` whole vectors at multiples of LANES (row tiles
+                    // of NV of them), and a last partial one.
+                    let full = n / l;
                     let ncols = n.div_ceil(l);
-                    let vect = |i: usize| {
-                        let (h, c) = (i / ncols, i % ncols * l);
+                    let row_tiles = full / NV;
+                    let left_per_row = ncols - row_tiles * NV;
+                    let vect = |h: usize, j: usize| {
+                        let c = j * l;
                         match (single && n >= l, n - c < l) {
                             (true, true) => Vect { h, c: n - l, m: l },
                             _ => Vect {
@@ -144,6 +155,7 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
                             },
                         }
                     };
+                    let left = |i: usize| vect(i / left_per_row, row_tiles * NV + i % left_per_row);
                     let mut oy = 0;
                     while oy < g.out_h {
                         // Bands of RH rows; the last ends at the plane's end, overlapping
@@ -166,7 +178,7 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
                                 }
                             }
                         }
-                        let nvec = rh * ncols;
+                        let nleft = rh * left_per_row;
                         for o0 in (0..ocpg).step_by(R) {
                             let o = grp * ocpg + o0;
                             let rows = R.min(ocpg - o0);
@@ -189,14 +201,31 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
                                 base: band * ow + ox0,
                             };
                             let yt = &mut y[o * ohw..(o + rows) * ohw];
-                            for t0 in (0..nvec).step_by(NV) {
-                                // A short last tile repeats its last vector.
-                                let vs: [Vect; NV] = from_fn(|v| vect((t0 + v).min(nvec - 1)));
+                            let buf = ring.data();
+                            // Row tiles: NV consecutive vectors, one offset per tap.
+                            for h in 0..rh {
+                                let oh = &offs[h * MAX_TAPS..][..taps];
+                                for t in 0..row_tiles {
+                                    let c = t * NV * l;
+                                    let vs: [Vect; NV] = from_fn(|v| Vect {
+                                        h,
+                                        c: c + v * l,
+                                        m: l,
+                                    });
+                                    let acc = out.init::<NV>(s, yt, &vs);
+                                    let acc = tile_row::<S, R, NV>(s, buf, oh, c, wr, acc);
+                                    out.store(s, acc, yt, &vs);
+                                }
+                            }
+                            // The rest, NV vectors from anywhere in the band (a short last
+                            // tile repeats its last vector).
+                            for t0 in (0..nleft).step_by(NV) {
+                                let vs: [Vect; NV] = from_fn(|v| left((t0 + v).min(nleft - 1)));
                                 let acc = out.init::<NV>(s, yt, &vs);
                                 let vo: [&[u32]; NV] =
                                     from_fn(|v| &offs[vs[v].h * MAX_TAPS..][..taps]);
                                 let cs = vs.map(|v| v.c);
-                                let acc = tile::<S, R, NV>(s, ring.data(), vo, cs, wr, acc);
+                                let acc = tile::<S, R, NV>(s, buf, vo, cs, wr, acc);
                                 out.store(s, acc, yt, &vs);
                             }
                         }
@@ -206,6 +235,36 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
             }
         }
     }
+}
+
+/// Adds every tap to the `R` x `NV` tile of consecutive vectors: tap `k` reads
+/// `NV * LANES` values of `buf` from `offs[k] + c`, weighted by `w[r][k]` for output
+/// channel `r`.
+#[inline(always)]
+fn tile_row<S: Simd, const R: usize, const NV: usize>(
+    s: S,
+    buf: &[f32],
+    offs: &[u32],
+    c: usize,
+    w: [&[f32]; R],
+    mut acc: [[S::V; NV]; R],
+) -> [[S::V; NV]; R] {
+    let l = S::LANES;
+    let taps = w[0].len();
+    let offs = &offs[..taps];
+    let w = w.map(|w| &w[..taps]);
+    for (k, &o) in offs.iter().enumerate() {
+        let at = o as usize + c;
+        let xs = &buf[at..at + NV * l];
+        let xv: [S::V; NV] = from_fn(|v| s.load(&xs[v * l..]));
+        for (accr, wr) in acc.iter_mut().zip(&w) {
+            let wb = s.splat(wr[k]);
+            for (a, &x) in accr.iter_mut().zip(&xv) {
+                *a = s.fma(*a, wb, x);
+            }
+        }
+    }
+    acc
 }
 
 /// Adds every tap to the `R` x `NV` tile: vector `v` of tap `k` is `LANES` values of `buf`

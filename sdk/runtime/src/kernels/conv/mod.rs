@@ -9,9 +9,27 @@
 //!   the output row (here and in [`dwconv`](super::dwconv)); `epilogue.rs`: their fused
 //!   activation.
 //!
-//! # Why direct
+//! # Why direct (and not im2col + GEMM, or Winograd)
 //!
-//! (measured, see `bench/benches/conv_kernels.rs` and the report of issue 3)
+//! Measured on this x86-64 host (AVX-512, 1 thread, GFLOP/s, best of runs), against im2col
+//! of the whole plane followed by the pointwise SIMD GEMM (`conv1x1_simd` on Panel8
+//! weights), whose micro-kernel reaches 235-250 GFLOP/s on large pointwise shapes:
+//!
+//! | shape                         | direct | im2col + GEMM (im2col share) |
+//! |-------------------------------|-------:|-----------------------------:|
+//! | stem 3x3/2, 224x224x3 -> 32   |    142 |                    87 (57 %) |
+//! | SqueezeNet 3x3, 55x55x16 -> 64 |   197 |                   133 (44 %) |
+//! | SqueezeNet 3x3, 27x27x32 -> 128 |  215 |                   174 (31 %) |
+//! | SqueezeNet 3x3, 13x13x64 -> 256 |  177 |                   191 (19 %) |
+//! | Xception 3x3, 149x149x32 -> 64 |   198 |                   119 (38 %) |
+//!
+//! Copying `K * K` shifted planes costs more than the GEMM gains except on the smallest
+//! planes, and it needs a scratch buffer of `K * K * in_c * out_hw` values per session (25
+//! MB for Xception's entry convolution); the direct kernel needs 64 KiB of stack and no
+//! repacked weights. Winograd F(2,3) / F(4,3) (2.25x / 4x fewer multiplies for 3x3 stride
+//! 1, the only way under the multiply count: ncnn's SqueezeNet runs below MACs / 4
+//! instructions on ARM) is not implemented: it needs transformed weights, hence the
+//! session-time repacking hook, and is the next step for SqueezeNet.
 
 mod direct;
 pub(crate) mod epilogue;

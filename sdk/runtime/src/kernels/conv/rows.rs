@@ -10,101 +10,131 @@
 //! a contiguous load instead of a strided gather. (The copy is plain Rust inside the ISA's
 //! `#[target_feature]` context; LLVM turns the de-interleave into shuffles.)
 //!
-//! The slots form a ring of `K` rows per channel indexed by `input row % K`: moving to the
-//! next output row copies only the `ST` input rows it has not seen yet.
+//! All rows of a strip read the same columns, so the padding positions are written once per
+//! strip and each row copy writes only its [`Span`]. The direct convolution keeps its rows
+//! in a [`RowRing`] of `K` slots per channel indexed by `input row % K`: moving to the next
+//! band copies only the input rows it has not seen yet.
 
 use crate::kernels::simd::Simd;
 
-/// Copies input columns `[ix0, ix0 + need)` of `xrow` (zero outside the row) into `slot`
-/// as `ST` phases of `pw` values: phase `p` holds columns `ix0 + p, ix0 + p + ST, ...`.
-/// Positions past `need` keep stale values (they only reach output lanes that are not
-/// stored). `pw` is a multiple of `S::LANES` and at least `need / ST + S::LANES`, so a
-/// vector stored at any needed position fits.
-#[inline(always)]
-pub(crate) fn fill_row<S: Simd, const ST: usize>(
-    s: S,
-    xrow: &[f32],
-    ix0: isize,
-    need: usize,
-    slot: &mut [f32],
-    pw: usize,
-) {
-    fill_row_padded::<S, ST>(s, xrow, ix0, need, slot, pw, 0.0)
+/// The part of a strip's row slots that holds input values: of the padded positions
+/// `[0, need)` (input columns `ix0 ..`), positions `[lo, hi)` are inside the input row, the
+/// others padding. Every row of a strip has the same span, so the padding is written once
+/// per strip ([`fill_all`]) and each row copy writes only the span (a per-row padded copy
+/// cost NEON about a hundred instructions a row, more than the taps on 7-column planes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    lo: usize,
+    hi: usize,
+    /// Input column of position `lo`.
+    start: usize,
 }
 
-/// [`fill_row`] with `pad` outside the row instead of zero (max pooling pads with -inf).
-#[inline(always)]
-pub(crate) fn fill_row_padded<S: Simd, const ST: usize>(
-    s: S,
-    xrow: &[f32],
-    ix0: isize,
-    need: usize,
-    slot: &mut [f32],
-    pw: usize,
-    pad: f32,
-) {
-    let pad = s.splat(pad);
-    debug_assert!(need.div_ceil(ST) + S::LANES <= pw, "fill_row: phase width");
-    let w = xrow.len() as isize;
-    // Positions [lo, hi) of the slot read inside the row.
-    let lo = (-ix0).clamp(0, need as isize) as usize;
-    let hi = (w - ix0).clamp(lo as isize, need as isize) as usize;
-    let src: &[f32] = if hi > lo {
-        &xrow[(ix0 + lo as isize) as usize..][..hi - lo]
-    } else {
-        &[]
-    };
-    match ST {
-        1 => {
-            let slot = &mut slot[..pw];
-            fill(s, slot, 0, lo, pad);
-            copy(s, &mut slot[lo..hi], src);
-            fill(s, slot, hi, need, pad);
+impl Span {
+    /// The span of positions `[0, need)` from input column `ix0` over rows of `in_w`.
+    #[inline(always)]
+    pub(crate) fn new(ix0: isize, need: usize, in_w: usize) -> Self {
+        let lo = (-ix0).clamp(0, need as isize) as usize;
+        let hi = (in_w as isize - ix0).clamp(lo as isize, need as isize) as usize;
+        Span {
+            lo,
+            hi,
+            start: (ix0 + lo as isize).max(0) as usize,
         }
-        2 => {
-            let (even, odd) = slot[..2 * pw].split_at_mut(pw);
-            // Even position 2i is in [a, b) when a <= 2i < b, i.e. ceil(a/2) <= i < ceil(b/2);
-            // odd position 2i + 1 when a/2 <= i < b/2 (floor).
-            fill(s, even, 0, lo.div_ceil(2), pad);
-            fill(s, odd, 0, lo / 2, pad);
-            let (mut at, mut src) = (lo, src);
-            if at % 2 == 1
-                && let [first, rest @ ..] = src
-            {
-                odd[at / 2] = *first;
-                (at, src) = (at + 1, rest);
-            }
-            let m = src.len() / 2;
-            let base = at / 2;
-            deinterleave(
-                &src[..2 * m],
-                &mut even[base..base + m],
-                &mut odd[base..base + m],
-            );
-            if src.len() % 2 == 1 {
-                even[base + m] = src[2 * m];
-            }
-            fill(s, even, hi.div_ceil(2), need.div_ceil(2), pad);
-            fill(s, odd, hi / 2, need / 2, pad);
+    }
+
+    /// Copies the span's columns of `xrow` into `ST` phases (phase `p` holds positions
+    /// `p, p + ST, ...`); the other positions are left as they are.
+    #[inline(always)]
+    pub(crate) fn copy<S: Simd, const ST: usize>(
+        &self,
+        s: S,
+        xrow: &[f32],
+        mut phases: [&mut [f32]; ST],
+    ) {
+        let Span { lo, hi, start } = *self;
+        if hi == lo {
+            return;
         }
-        _ => unreachable!("fill_row: stride {ST} has no row layout"),
+        let src = &xrow[start..start + (hi - lo)];
+        match &mut phases[..] {
+            [slot] => copy(s, &mut slot[lo..hi], src),
+            [even, odd] => {
+                let (mut at, mut src) = (lo, src);
+                if at % 2 == 1
+                    && let [first, rest @ ..] = src
+                {
+                    odd[at / 2] = *first;
+                    (at, src) = (at + 1, rest);
+                }
+                let (m, base) = (src.len() / 2, at / 2);
+                let (e, o) = (&mut even[base..base + m], &mut odd[base..base + m]);
+                deinterleave(&src[..2 * m], e, o);
+                if src.len() % 2 == 1 {
+                    even[base + m] = src[2 * m];
+                }
+            }
+            _ => unreachable!("row copy: stride {ST} has no row layout"),
+        }
+    }
+
+    /// Sets the span's positions to zero (a row of the vertical padding in a slot whose
+    /// padding is already zero), by whole vectors: positions past the span's end may be
+    /// zeroed too, so each phase needs a vector of room past its share of `need`.
+    #[inline(always)]
+    pub(crate) fn clear<S: Simd, const ST: usize>(&self, s: S, mut phases: [&mut [f32]; ST]) {
+        let (lo, hi) = (self.lo, self.hi);
+        for (p, phase) in phases.iter_mut().enumerate() {
+            // Position i * ST + p is in [lo, hi) when (lo - p) / ST <= i < (hi - p) / ST,
+            // rounding up.
+            let from = lo.saturating_sub(p).div_ceil(ST);
+            let to = hi.saturating_sub(p).div_ceil(ST);
+            let mut at = from;
+            while at < to {
+                s.store(s.zero(), &mut phase[at..at + S::LANES]);
+                at += S::LANES;
+            }
+        }
     }
 }
 
-/// Pairs of values per de-interleaving block.
+/// `buf = v`, by vectors (a `fill` becomes a `memset` call, slow for short slices).
+#[inline(always)]
+pub(crate) fn fill_all<S: Simd>(s: S, buf: &mut [f32], v: f32) {
+    let vv = s.splat(v);
+    let mut chunks = buf.chunks_exact_mut(S::LANES);
+    for d in &mut chunks {
+        s.store(vv, d);
+    }
+    for d in chunks.into_remainder() {
+        *d = v;
+    }
+}
+
+/// A slot as its `ST` phases of `pw` values.
+#[inline(always)]
+pub(crate) fn phases<const ST: usize>(slot: &mut [f32], pw: usize) -> [&mut [f32]; ST] {
+    let mut chunks = slot[..ST * pw].chunks_exact_mut(pw);
+    std::array::from_fn(|_| chunks.next().expect("ST phases"))
+}
+
+/// Pairs of values per de-interleaving block (x86-64).
 const BLOCK: usize = 8;
 
-/// `even[i] = pairs[2i]`, `odd[i] = pairs[2i + 1]`, in fixed blocks of [`BLOCK`] pairs
-/// (the last one overlapping its predecessor) that LLVM's SLP vectoriser turns into
-/// shuffles; its loop vectoriser left a scalar remainder of up to 31 pairs per row, which
-/// cost more than the stride-2 taps themselves on 112-column rows.
+/// `even[i] = pairs[2i]`, `odd[i] = pairs[2i + 1]`. The form is chosen per architecture
+/// from the code LLVM generates: on aarch64 a plain indexed loop becomes `ld2` (with a tail
+/// of at most 7 pairs); on x86-64 the same loop was vectorised 32 pairs at a time with a
+/// scalar tail of up to 31 pairs per row, which cost more than the stride-2 taps themselves
+/// on 112-column rows, so fixed blocks of [`BLOCK`] pairs (the last one overlapping its
+/// predecessor) that the SLP vectoriser turns into shuffles.
 #[inline(always)]
 fn deinterleave(pairs: &[f32], even: &mut [f32], odd: &mut [f32]) {
     let m = even.len();
-    if m < BLOCK {
+    if cfg!(target_arch = "aarch64") || m < BLOCK {
+        let (p, e, o) = (&pairs[..2 * m], &mut even[..m], &mut odd[..m]);
         for i in 0..m {
-            even[i] = pairs[2 * i];
-            odd[i] = pairs[2 * i + 1];
+            e[i] = p[2 * i];
+            o[i] = p[2 * i + 1];
         }
         return;
     }
@@ -131,26 +161,27 @@ fn deinterleave_block(pairs: &[f32], even: &mut [f32], odd: &mut [f32], from: us
     }
 }
 
-/// `phase[from..to] = v`, by whole vectors from `from` (there is room for one past `to`);
-/// usually one store. (A `fill` becomes a `memset` call, slow for a few values.)
-#[inline(always)]
-fn fill<S: Simd>(s: S, phase: &mut [f32], from: usize, to: usize, v: S::V) {
-    let mut at = from;
-    while at < to {
-        s.store(v, &mut phase[at..at + S::LANES]);
-        at += S::LANES;
-    }
-}
-
-/// `dst = src` with vector loads and stores, the last vector overlapping its predecessor
-/// (`copy_from_slice` becomes a `memcpy` call, slow for short rows).
+/// `dst = src` with vector loads and stores, four vectors per step (paired loads and stores
+/// on aarch64), the last vector overlapping its predecessor (`copy_from_slice` becomes a
+/// `memcpy` call, slow for short rows).
 #[inline(always)]
 pub(crate) fn copy<S: Simd>(s: S, dst: &mut [f32], src: &[f32]) {
     let (n, l) = (dst.len(), S::LANES);
     if n < l {
         return copy_short(dst, src);
     }
-    for (d, v) in dst.chunks_exact_mut(l).zip(src.chunks_exact(l)) {
+    let (d4, s4) = (dst.chunks_exact_mut(4 * l), src.chunks_exact(4 * l));
+    let done = n - n % (4 * l);
+    for (d, v) in d4.zip(s4) {
+        let vs: [S::V; 4] = std::array::from_fn(|i| s.load(&v[i * l..]));
+        for (i, v) in vs.into_iter().enumerate() {
+            s.store(v, &mut d[i * l..]);
+        }
+    }
+    for (d, v) in dst[done..]
+        .chunks_exact_mut(l)
+        .zip(src[done..].chunks_exact(l))
+    {
         s.store(s.load(v), d);
     }
     if !n.is_multiple_of(l) {
@@ -185,9 +216,8 @@ pub(crate) struct RowRing<'b, const K: usize, const ST: usize> {
     buf: &'b mut [f32],
     channels: usize,
     pw: usize,
-    /// The strip: its first input column and how many columns (positions) it reads.
-    ix0: isize,
-    need: usize,
+    /// The strip's input columns.
+    span: Span,
     /// The input row each slot holds (`isize::MIN`: none).
     held: [isize; K],
 }
@@ -204,23 +234,27 @@ impl<'b, const K: usize, const ST: usize> RowRing<'b, K, ST> {
     #[inline(always)]
     pub(crate) fn new(buf: &'b mut [f32], channels: usize, pw: usize) -> Self {
         assert!(buf.len() >= Self::len(channels, pw), "row ring: buffer");
-        buf[channels * K * ST * pw..][..ST * pw].fill(0.0);
         RowRing {
             buf,
             channels,
             pw,
-            ix0: 0,
-            need: 0,
+            span: Span::new(0, 0, 0),
             held: [isize::MIN; K],
         }
     }
 
-    /// Starts a strip (or new planes): forgets every row; rows will hold input columns
-    /// `[ix0, ix0 + need)` (`need / ST + LANES <= pw`).
+    /// Starts a strip (or new planes): zeroes the ring and forgets every row; rows will
+    /// hold input columns `[ix0, ix0 + need)` of rows of `in_w` (`need / ST + LANES <= pw`).
     #[inline(always)]
-    pub(crate) fn start(&mut self, ix0: isize, need: usize) {
-        (self.ix0, self.need) = (ix0, need);
+    pub(crate) fn start<S: Simd>(&mut self, s: S, ix0: isize, need: usize, in_w: usize) {
+        debug_assert!(
+            need.div_ceil(ST) + S::LANES <= self.pw,
+            "row ring: phase width"
+        );
+        self.span = Span::new(ix0, need, in_w);
         self.held = [isize::MIN; K];
+        let len = Self::len(self.channels, self.pw);
+        fill_all(s, &mut self.buf[..len], 0.0);
     }
 
     /// Makes input rows `iy0 .. iy0 + K` of the planes `x` (`[channels, in_h, in_w]`)
@@ -248,7 +282,7 @@ impl<'b, const K: usize, const ST: usize> RowRing<'b, K, ST> {
                     let xrow = &x[(c * in_h + iy as usize) * in_w..][..in_w];
                     let at = (c * K + slot) * slot_len;
                     let slot = &mut self.buf[at..at + slot_len];
-                    fill_row::<S, ST>(s, xrow, self.ix0, self.need, slot, self.pw);
+                    self.span.copy::<S, ST>(s, xrow, phases(slot, self.pw));
                 }
             }
             *out = Some(slot);
@@ -272,13 +306,6 @@ impl<'b, const K: usize, const ST: usize> RowRing<'b, K, ST> {
             None => self.channels * K * slot_len,
         }
     }
-
-    /// The slot `slot` of channel `c`: `ST` phases of `pw` values.
-    #[inline(always)]
-    pub(crate) fn slot(&self, c: usize, slot: usize) -> &[f32] {
-        let slot_len = ST * self.pw;
-        &self.buf[(c * K + slot) * slot_len..][..slot_len]
-    }
 }
 
 #[cfg(test)]
@@ -296,27 +323,29 @@ mod tests {
         }
     }
 
+    /// A strip: padding set once, then rows copied into the span, or cleared.
+    fn strip<S: Simd, const ST: usize>(s: S, x: &[f32], ix0: isize, need: usize, pw: usize) {
+        let mut slot = vec![f32::NAN; ST * pw];
+        fill_all(s, &mut slot, 0.0);
+        let span = Span::new(ix0, need, x.len());
+        let other: Vec<f32> = x.iter().map(|v| v + 100.0).collect();
+        span.copy::<S, ST>(s, &other, phases(&mut slot, pw));
+        span.copy::<S, ST>(s, x, phases(&mut slot, pw));
+        expect(&slot, ST, pw, ix0, need, x);
+        span.clear::<S, ST>(s, phases(&mut slot, pw));
+        expect(&slot, ST, pw, ix0, need, &[]);
+    }
+
     fn fill_cases<S: Simd>(s: S) {
-        let pw = 64;
-        let mut slot = vec![f32::NAN; 2 * pw];
-        for len in [1, 3, 7, 16, 17, 31, 40] {
+        for len in [1, 3, 7, 16, 17, 31, 40, 101] {
             let x: Vec<f32> = (1..=len).map(|v| v as f32).collect();
             for ix0 in [-20, -3, -2, -1, 0, 1, 2, 5, 9, 40] {
-                for need in [1, 2, 5, 16, 33, 48] {
-                    fill_row::<S, 1>(s, &x, ix0, need, &mut slot, pw);
-                    expect(&slot, 1, pw, ix0, need, &x);
-                    fill_row::<S, 2>(s, &x, ix0, need, &mut slot, pw);
-                    expect(&slot, 2, pw, ix0, need, &x);
+                for need in [1, 2, 5, 16, 33, 48, 120] {
+                    strip::<S, 1>(s, &x, ix0, need, 160);
+                    strip::<S, 2>(s, &x, ix0, need, 80);
                 }
             }
         }
-        // A long row: vector copies and de-interleaving blocks, the last overlapping.
-        let x: Vec<f32> = (0..101).map(|v| v as f32).collect();
-        let mut slot = vec![f32::NAN; 2 * 80];
-        fill_row::<S, 2>(s, &x, -1, 120, &mut slot, 80);
-        expect(&slot, 2, 80, -1, 120, &x);
-        fill_row::<S, 1>(s, &x, -2, 140, &mut slot, 160);
-        expect(&slot, 1, 160, -2, 140, &x);
     }
 
     fn ring_cases<S: Simd>(s: S) {
@@ -325,20 +354,23 @@ mod tests {
         let pw = 32;
         let mut buf = vec![0.0; RowRing::<3, 2>::len(2, pw)];
         let mut ring = RowRing::<3, 2>::new(&mut buf, 2, pw);
-        ring.start(-1, 5);
+        ring.start(s, -1, 5, 3);
         let slots = ring.advance(s, &x, [4, 3], -1);
         assert_eq!(slots, [None, Some(0), Some(1)]);
         // Channel 1, row 1 (values 15, 16, 17) from column -1: even -1, 1, .. odd 0, 2, ..
-        assert_eq!(ring.slot(1, 1)[..2], [0., 16.]);
-        assert_eq!(ring.slot(1, 1)[pw..pw + 3], [15., 17., 0.]);
+        let slot = |c, k| &ring.data()[ring.offset(c, Some(k))..];
+        assert_eq!(slot(1, 1)[..2], [0., 16.]);
+        assert_eq!(slot(1, 1)[pw..pw + 3], [15., 17., 0.]);
         let slots = ring.advance(s, &x, [4, 3], 1);
         assert_eq!(slots, [Some(1), Some(2), Some(0)]);
         // Slot 0 now holds channel 0, row 3 (9, 10, 11).
-        assert_eq!(ring.slot(0, 0)[pw..pw + 2], [9.0, 11.0]);
+        let slot = |c, k| &ring.data()[ring.offset(c, Some(k))..];
+        assert_eq!(slot(0, 0)[pw..pw + 2], [9.0, 11.0]);
+        assert_eq!(ring.data()[ring.offset(1, None)..][..2 * pw], [0.0; 64]);
     }
 
     #[test]
-    fn fill_row_pads_and_deinterleaves() {
+    fn spans_copy_and_deinterleave() {
         for_each_simd!(fill_cases);
     }
 

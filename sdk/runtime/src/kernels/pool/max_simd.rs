@@ -5,13 +5,13 @@
 //!
 //! Per output row: the element-wise maximum of the window's input rows (clipped to the
 //! input: padding never contributes) over the columns the row reads, then that row copied
-//! into a slot padded with -inf and, for stride 2, de-interleaved into even and odd columns
-//! ([`fill_row_padded`]), so each of the `K` horizontal taps of an output vector is one
+//! into a slot padded with -inf (set once per strip) and, for stride 2, de-interleaved into
+//! even and odd columns ([`Span`]), so each of the `K` horizontal taps of an output vector is one
 //! contiguous load and a `max`. NaN inputs may propagate where the portable kernel
 //! (`f32::max`) would skip them.
 
 use super::{PoolGeom, max_pool, window};
-use crate::kernels::conv::rows::{copy, fill_row_padded};
+use crate::kernels::conv::rows::{Span, copy, fill_all, phases};
 use crate::kernels::simd::{MAX_LANES, Simd, SimdKernel};
 
 /// Output columns per strip.
@@ -78,6 +78,9 @@ impl<const K: usize, const ST: usize> SimdKernel for MaxPool<'_, K, ST> {
                 // The input columns the strip reads.
                 let c0 = ix0.max(0) as usize;
                 let c1 = ((ix0 + need as isize).max(0) as usize).min(g.in_w).max(c0);
+                // The vertical maxima row holds columns c0..c1; the slot's padding is -inf.
+                let span = Span::new(ix0 - c0 as isize, need, c1 - c0);
+                fill_all(s, &mut slot[..ST * pw], f32::NEG_INFINITY);
                 for (oy, yrow) in yc.chunks_exact_mut(ow).enumerate() {
                     let rows = window(oy, ST, K, g.pads[0], g.in_h);
                     let v = &mut vrow[..c1 - c0];
@@ -86,9 +89,7 @@ impl<const K: usize, const ST: usize> SimdKernel for MaxPool<'_, K, ST> {
                     for iy in rows.start + 1..rows.end {
                         max_into(s, v, row(iy));
                     }
-                    let pad = f32::NEG_INFINITY;
-                    let ix = ix0 - c0 as isize;
-                    fill_row_padded::<S, ST>(s, v, ix, need, &mut slot, pw, pad);
+                    span.copy::<S, ST>(s, v, phases(&mut slot, pw));
                     taps::<S, K, ST>(s, &slot[..ST * pw], pw, &mut yrow[ox0..ox0 + n]);
                 }
             }
