@@ -40,7 +40,7 @@ mod importer;
 mod lower;
 #[allow(clippy::all, clippy::pedantic, missing_docs, rustdoc::all)]
 pub mod proto;
-mod shape;
+pub(crate) mod shape;
 mod tensor;
 #[cfg(test)]
 mod tests;

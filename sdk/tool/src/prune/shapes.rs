@@ -2,6 +2,8 @@
 //! the channel-shuffle `Reshape`/`Transpose` still present). Also checks that weights agree
 //! with their inputs, so it doubles as the consistency check after pruning.
 
+use crate::onnx::shape::broadcast_shape as broadcast;
+pub use crate::onnx::shape::{normalize_axis as norm_axis, slice_bounds};
 use std::collections::HashMap;
 
 use super::PruneError;
@@ -15,12 +17,6 @@ fn err(n: &NodeProto, reason: impl Into<String>) -> PruneError {
         node: node_name(n),
         reason: format!("{}: {}", op(n), reason.into()),
     }
-}
-
-/// Normalises a possibly negative axis.
-pub fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
-    let a = if axis < 0 { axis + rank as i64 } else { axis };
-    (0..rank as i64).contains(&a).then_some(a as usize)
 }
 
 fn input<'a>(
@@ -54,25 +50,6 @@ pub fn const_ints(
             .map(|c| Some(c.as_i64()))
             .ok_or_else(|| err(n, format!("input '{s}' must be a constant"))),
     }
-}
-
-fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
-    let rank = a.len().max(b.len());
-    let dim = |s: &[usize], i: usize| {
-        if i < rank - s.len() {
-            1
-        } else {
-            s[i - (rank - s.len())]
-        }
-    };
-    (0..rank)
-        .map(|i| match (dim(a, i), dim(b, i)) {
-            (x, y) if x == y => Some(x),
-            (1, y) => Some(y),
-            (x, 1) => Some(x),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Pads `[top, left, bottom, right]` of a conv/pool, resolving `auto_pad`.
@@ -432,26 +409,4 @@ pub fn slice_params(
             Ok((axis, starts[i], ends[i], steps[i]))
         })
         .collect()
-}
-
-/// `(first, step, count)` of a slice along an axis of size `dim`, clamped as ONNX says.
-pub fn slice_bounds(dim: usize, start: i64, end: i64, step: i64) -> Option<(i64, i64, usize)> {
-    if step == 0 {
-        return None;
-    }
-    let d = dim as i64;
-    let fix = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
-    let (st, en) = (fix(start), fix(end));
-    let (st, en) = if step > 0 {
-        (st.clamp(0, d), en.clamp(0, d))
-    } else {
-        (st.clamp(0, d - 1), en.clamp(-1, d - 1))
-    };
-    let span = if step > 0 { en - st } else { st - en };
-    let count = if span <= 0 {
-        0
-    } else {
-        (span as u64).div_ceil(step.unsigned_abs()) as usize
-    };
-    Some((st, step, count))
 }
