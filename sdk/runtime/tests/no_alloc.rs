@@ -1,35 +1,10 @@
 //! `Session::run` allocates nothing: a counting global allocator proves it on a model that
 //! uses every op.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
 #[test]
 fn run_does_not_allocate() {
@@ -48,13 +23,13 @@ fn run_does_not_allocate() {
             .unwrap();
         let input: Vec<f32> = (0..4 * 10 * 9).map(|i| (i as f32 * 0.37).sin()).collect();
         session.run(&[&input]).unwrap();
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let before = common::allocations();
         for _ in 0..3 {
             session.run(&[&input]).unwrap();
             let out = session.output(0).unwrap();
             assert_eq!(out.len(), 10);
         }
-        let after = ALLOCATIONS.load(Ordering::SeqCst);
+        let after = common::allocations();
         assert_eq!(
             after - before,
             0,

@@ -1,38 +1,13 @@
 //! Sessions with several threads: outputs bitwise identical to one thread, and `run` still
 //! allocates nothing (a counting global allocator, as in `no_alloc.rs`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use prunus::format::builder::ModelBuilder;
 use prunus::format::{Activation, Conv, Op};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
 fn values(n: usize, seed: usize) -> Vec<f32> {
     (0..n)
@@ -85,11 +60,11 @@ fn any_thread_count_gives_identical_outputs_without_allocating() {
             })
             .unwrap();
         session.run(&[&input]).unwrap();
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let before = common::allocations();
         for _ in 0..5 {
             session.run(&[&input]).unwrap();
         }
-        let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        let allocated = common::allocations() - before;
         assert_eq!(
             allocated, 0,
             "{threads} threads: run allocated {allocated} times"
