@@ -41,34 +41,13 @@ out="$out/$profile"
 version="$(cd "$root" && cargo pkgid -p prunus-ffi)"; version="${version##*@}"
 major="${version%%.*}"
 
-# What a C program must link besides libprunus.a: the Rust standard library's system
-# libraries for this target, as rustc reports them (the same for any staticlib).
-rustc_target=()
-[ -n "$target" ] && rustc_target=(--target "$target")
-probe="$(mktemp -d)"
-trap 'rm -rf "$probe"' EXIT
-private="$(echo '' | rustc "${rustc_target[@]}" --crate-type staticlib --crate-name probe \
-  --print native-static-libs -o "$probe/libprobe.a" - 2>&1 |
-  sed -n 's/.*native-static-libs: //p')"
-[ -n "$private" ] || private="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"
 
-mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
+mkdir -p "$prefix/lib" "$prefix/include"
 install -m 755 "$out/libprunus_ffi.so" "$prefix/lib/libprunus.so.$version"
 ln -sf "libprunus.so.$version" "$prefix/lib/libprunus.so.$major"
 ln -sf "libprunus.so.$major" "$prefix/lib/libprunus.so"
 install -m 644 "$out/libprunus_ffi.a" "$prefix/lib/libprunus.a"
 install -m 644 "$root/include/prunus.h" "$prefix/include/prunus.h"
 install -m 644 "$root/examples/cpp/prunus.hpp" "$prefix/include/prunus.hpp"
-cat >"$prefix/lib/pkgconfig/prunus.pc" <<PC
-prefix=\${pcfiledir}/../..
-libdir=\${prefix}/lib
-includedir=\${prefix}/include
-
-Name: prunus
-Description: Prunus: runs small CNNs on the CPU (C API)
-Version: $version
-Libs: -L\${libdir} -lprunus
-Libs.private: $private
-Cflags: -I\${includedir}
-PC
+"$ffi/pkgconfig.sh" "$prefix" "$version" "$target"
 echo "installed prunus $version ($profile) in $prefix"

@@ -90,24 +90,9 @@ bundle_ffi() {
     if command -v "$strip" >/dev/null; then "$strip" --strip-debug "$dir/lib/libprunus.a"; fi
     install -m 644 include/prunus.h "$dir/include/"
     [ -f examples/cpp/prunus.hpp ] && install -m 644 examples/cpp/prunus.hpp "$dir/include/"
-    # What a static link needs besides libprunus.a, as rustc reports it for this target.
-    local probe private
-    probe=$(mktemp -d)
-    private=$(echo '' | rustc --target "$triple" --crate-type staticlib --crate-name probe \
-        --print native-static-libs -o "$probe/libprobe.a" - 2>&1 | sed -n 's/.*native-static-libs: //p')
-    rm -rf "$probe"
-    cat > "$dir/lib/pkgconfig/prunus.pc" <<PC
-prefix=\${pcfiledir}/../..
-libdir=\${prefix}/lib
-includedir=\${prefix}/include
-
-Name: prunus
-Description: Prunus: runs small CNNs on the CPU (C API)
-Version: $version
-Libs: -L\${libdir} -lprunus
-Libs.private: ${private:--lgcc_s -lutil -lrt -lpthread -lm -ldl -lc}
-Cflags: -I\${includedir}
-PC
+    ffi/pkgconfig.sh "$dir" "$version" "$triple"
+    local private
+    private=$(sed -n 's/^Libs.private: //p' "$dir/lib/pkgconfig/prunus.pc")
     [ -f examples/c/classify.c ] || return 0
     cp examples/c/classify.c "$dir/examples/c/"
     [ -f examples/c/Makefile ] && cp examples/c/Makefile "$dir/examples/c/"
@@ -124,7 +109,7 @@ PC
         -L"$dir/lib" -lprunus -Wl,-rpath,'$ORIGIN/../../lib'
     # shellcheck disable=SC2086
     "${cc[@]}" -o "$dir/examples/c/classify-static" examples/c/classify.c \
-        "$dir/lib/libprunus.a" ${private:--lpthread -lm -ldl}
+        "$dir/lib/libprunus.a" $private
 }
 
 smoke_test() {
