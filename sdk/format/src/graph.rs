@@ -107,8 +107,16 @@ pub enum Encoding {
     F32,
     /// Little-endian IEEE f16; widened to f32 once at session creation.
     F16,
-    /// Reserved: sparse with 1/2/4-output-channel blocks (sparse inference issue).
-    SparseBlocks,
+    /// Blocked sparse f32 matrix (conv and Gemm weights; see [`crate::sparse`]): stored
+    /// columns per block of `block` output channels, column deltas of `index_bytes` bytes.
+    SparseBlocks {
+        /// Output channels per block: 1, 2 or 4.
+        block: u8,
+        /// Bytes per column delta: 1, 2 or 4.
+        index_bytes: u8,
+        /// Stored columns over all blocks.
+        nnz: u32,
+    },
     /// Reserved: N:M structured sparsity (sparse inference issue).
     SparseNm,
     /// Reserved: int8 per-output-channel with f32 scales and i8 zero points.

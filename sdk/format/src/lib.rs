@@ -20,6 +20,7 @@ pub mod infer;
 pub mod layout;
 pub mod read;
 pub mod sample;
+pub mod sparse;
 pub mod write;
 
 pub use container::{MAGIC, Sections, VERSION, verify_weights};

@@ -5,9 +5,10 @@ use std::borrow::Cow;
 
 use crate::container::{self, Sections, WEIGHT_ALIGN};
 use crate::error::FormatError;
-use crate::graph::{Encoding, Graph, WeightInfo};
+use crate::graph::{Encoding, Graph, Layout, WeightId, WeightInfo};
 use crate::infer::{check_dims, infer_node};
 use crate::layout::{layouts_by_use, stored_len};
+use crate::sparse;
 
 /// A model file whose header, table, graph and weight ranges have been validated.
 #[derive(Clone, Debug)]
@@ -57,14 +58,14 @@ pub fn element_size(encoding: Encoding) -> Option<u64> {
     match encoding {
         Encoding::F32 => Some(4),
         Encoding::F16 => Some(2),
-        Encoding::SparseBlocks | Encoding::SparseNm | Encoding::Int8PerChannel => None,
+        Encoding::SparseBlocks { .. } | Encoding::SparseNm | Encoding::Int8PerChannel => None,
     }
 }
 
 fn validate_weights(graph: &Graph, sections: &Sections) -> Result<(), FormatError> {
     let layouts = layouts_by_use(graph);
     let section_len = sections.weights.length;
-    for (w, wanted) in graph.weights.iter().zip(layouts) {
+    for (id, (w, wanted)) in graph.weights.iter().zip(layouts).enumerate() {
         let dims: Vec<u64> = w.shape.iter().map(|&d| d as u64).collect();
         check_dims(&dims).map_err(|reason| FormatError::Oversized {
             name: w.name.clone(),
@@ -91,6 +92,17 @@ fn validate_weights(graph: &Graph, sections: &Sections) -> Result<(), FormatErro
             offset: sections.weights.offset + w.offset,
             reason,
         };
+        if let Encoding::SparseBlocks { block, .. } = w.encoding {
+            if w.layout != Layout::RowMajor {
+                return Err(size_error(format!(
+                    "sparse weights are stored as row-major matrices, entry says {:?}",
+                    w.layout
+                )));
+            }
+            sparse::check_uses(graph, id as WeightId, block as usize).map_err(size_error)?;
+            sparse::check_stored_len(&w.shape, w.encoding, w.nbytes).map_err(size_error)?;
+            continue;
+        }
         let Some(elem) = element_size(w.encoding) else {
             return Err(FormatError::UnsupportedEncoding {
                 name: w.name.clone(),

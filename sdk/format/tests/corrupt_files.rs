@@ -179,7 +179,7 @@ fn weight_length_and_reserved_encodings() {
         FormatError::WeightSize { .. }
     ));
     let (mut graph, weights) = parts(&valid());
-    graph.weights[0].encoding = Encoding::SparseBlocks;
+    graph.weights[0].encoding = Encoding::SparseNm;
     let e = err(&repack(&graph, &weights));
     assert!(matches!(e, FormatError::UnsupportedEncoding { .. }), "{e}");
 }
