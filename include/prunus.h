@@ -61,7 +61,7 @@
  */
 typedef enum PrunusAffinity {
   /**
-   * Whatever cores the calling thread may already use (the default; nothing is pinned).
+   * Whatever cores the threads may already use (the default; nothing is pinned).
    */
   PRUNUS_AFFINITY_ANY = 0,
   /**
@@ -342,8 +342,9 @@ enum PrunusStatus prunus_options_set_threads(struct PrunusOptions *options,
 /**
  * Chooses the cores runs use: one of the `PrunusAffinity` values (others give
  * `PRUNUS_STATUS_INVALID_ARGUMENT`). With `PRUNUS_AFFINITY_BIG` or `_LITTLE` on a
- * big.LITTLE CPU, each `prunus_session_run` pins the calling thread to those cores and
- * restores its CPU mask before returning; on a CPU whose cores are alike nothing is pinned.
+ * big.LITTLE CPU, the session's worker threads are pinned to those cores and each
+ * `prunus_session_run` pins the calling thread to them, restoring its CPU mask before
+ * returning; on a CPU whose cores are alike nothing is pinned.
  *
  * # Safety
  * `options` is NULL or live options not used by another thread.

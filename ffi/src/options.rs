@@ -17,7 +17,6 @@ pub const PRUNUS_MAX_THREADS: usize = 256;
 #[derive(Debug, Default)]
 pub struct PrunusOptions {
     pub(crate) options: Options,
-    pub(crate) affinity: PrunusAffinity,
 }
 
 /// Creates options with the defaults: 1 thread, `PRUNUS_AFFINITY_ANY`, the best instruction
@@ -73,8 +72,9 @@ pub unsafe extern "C" fn prunus_options_set_threads(
 
 /// Chooses the cores runs use: one of the `PrunusAffinity` values (others give
 /// `PRUNUS_STATUS_INVALID_ARGUMENT`). With `PRUNUS_AFFINITY_BIG` or `_LITTLE` on a
-/// big.LITTLE CPU, each `prunus_session_run` pins the calling thread to those cores and
-/// restores its CPU mask before returning; on a CPU whose cores are alike nothing is pinned.
+/// big.LITTLE CPU, the session's worker threads are pinned to those cores and each
+/// `prunus_session_run` pins the calling thread to them, restoring its CPU mask before
+/// returning; on a CPU whose cores are alike nothing is pinned.
 ///
 /// # Safety
 /// `options` is NULL or live options not used by another thread.
@@ -85,7 +85,7 @@ pub unsafe extern "C" fn prunus_options_set_affinity(
 ) -> PrunusStatus {
     guard("prunus_options_set_affinity", || {
         let options = arg!(mut options);
-        options.affinity = PrunusAffinity::from_raw(affinity).ok_or_else(|| {
+        options.options.affinity = PrunusAffinity::from_raw(affinity).ok_or_else(|| {
             Failure::invalid(
                 "affinity",
                 format!("{affinity} is not a PrunusAffinity value (0, 1 or 2)"),
@@ -211,7 +211,7 @@ mod tests {
                 Retain::Named(vec!["a".into(), "b".into()])
             );
             assert_eq!((*options).options.threads, 4);
-            assert_eq!((*options).affinity, PrunusAffinity::Big);
+            assert_eq!((*options).options.affinity, prunus::Affinity::Big);
             prunus_options_free(options);
             prunus_options_free(null_mut());
         }

@@ -5,7 +5,6 @@ use std::ffi::c_char;
 use prunus::Session;
 use prunus::format::Encoding;
 
-use crate::affinity::{self, CpuMask};
 use crate::error::{Failure, PrunusStatus};
 use crate::guard::{self, Indexed, arg, free_handle, guard, guard_value, into_handle};
 use crate::model::PrunusModel;
@@ -19,8 +18,6 @@ pub struct PrunusSession {
     session: Session<'static>,
     /// Element count of each output, checked against the caller's buffers.
     output_lens: Vec<usize>,
-    /// The cores each run is pinned to (`PRUNUS_AFFINITY_BIG` / `_LITTLE`), if any.
-    pin: Option<CpuMask>,
     /// Whether the last run succeeded, i.e. whether outputs can be read.
     ran: bool,
 }
@@ -83,12 +80,9 @@ pub unsafe extern "C" fn prunus_session_new(
         };
         reserve_session_memory(model)?;
         let session = model.model.session(options.options.clone())?;
-        let pin = affinity::cpus_for(options.affinity, affinity::SYSFS_CPUS.as_ref())
-            .map(|cpus| CpuMask::of(&cpus));
         out.write(into_handle(PrunusSession {
             session,
             output_lens: model.outputs.iter().map(|o| o.element_count()).collect(),
-            pin,
             ran: false,
         }));
         Ok(())
@@ -138,7 +132,6 @@ fn run(
         *slot = unsafe { guard::slice(inputs[i], input_lens[i], Indexed("inputs", i)) }?;
     }
     sess.ran = false;
-    let _pinned = sess.pin.as_ref().and_then(affinity::pin);
     sess.session.run(slices)?;
     sess.ran = true;
     Ok(())

@@ -14,6 +14,7 @@
 //! Activations are NCHW (CHW, batch 1). The runtime has no ONNX dependency: models come
 //! from the `prunus` tool.
 
+pub mod affinity;
 pub mod error;
 mod exec;
 pub mod kernels;
@@ -23,6 +24,7 @@ pub mod plan;
 pub mod session;
 pub mod thread_pool;
 
+pub use affinity::Affinity;
 pub use error::Error;
 pub use kernels::Isa;
 pub use model::{AlignedBytes, Model};

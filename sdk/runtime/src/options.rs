@@ -1,5 +1,6 @@
 //! Session options: threads, instruction set, which tensors to keep after a run.
 
+use crate::affinity::Affinity;
 use crate::error::Error;
 use crate::kernels::Isa;
 
@@ -32,6 +33,9 @@ pub struct Options {
     pub isa: Option<Isa>,
     /// Which tensors can be read after a run.
     pub retain: Retain,
+    /// Which cores the session's threads run on (big or little cores of a big.LITTLE CPU);
+    /// see [`crate::affinity`].
+    pub affinity: Affinity,
 }
 
 impl Default for Options {
@@ -40,6 +44,7 @@ impl Default for Options {
             threads: 1,
             isa: None,
             retain: Retain::Outputs,
+            affinity: Affinity::Any,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use ndarray::{ArrayViewD, IxDyn};
 use prunus_format::{Encoding, Layout, WeightId};
 
+use crate::affinity::{self, CpuMask};
 use crate::error::Error;
 use crate::exec::{Step, WeightRef, lower};
 use crate::kernels::{Isa, KernelTable};
@@ -43,6 +44,8 @@ pub struct Session<'a> {
     report: SessionReport,
     /// Worker threads when `Options::threads > 1`.
     pool: Option<ThreadPool>,
+    /// The cores `Options::affinity` chose, if it restricts anything.
+    pin: Option<CpuMask>,
 }
 
 fn widen(model: &Model, id: WeightId) -> Vec<f32> {
@@ -117,7 +120,9 @@ impl<'a> Session<'a> {
         report.arena_bytes = plan.arena_len * 4;
         report.unshared_bytes = graph.tensors.iter().map(|t| t.numel() * 4).sum();
         let arena = vec![0.0; plan.arena_len];
-        let pool = (options.threads > 1).then(|| ThreadPool::new(options.threads));
+        let pin = affinity::cpus_for(options.affinity, affinity::SYSFS_CPUS.as_ref())
+            .map(|cpus| CpuMask::of(&cpus));
+        let pool = (options.threads > 1).then(|| ThreadPool::pinned(options.threads, pin));
         Ok(Session {
             model,
             options,
@@ -129,6 +134,7 @@ impl<'a> Session<'a> {
             names,
             report,
             pool,
+            pin,
         })
     }
 
@@ -209,6 +215,7 @@ impl<'a> Session<'a> {
             }
             self.arena[range].copy_from_slice(data);
         }
+        let _pinned = self.pin.as_ref().and_then(affinity::pin);
         let model = &self.model;
         let owned = &self.owned;
         let resolve = |r: WeightRef| -> &[f32] {

@@ -12,6 +12,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
+use crate::affinity::{self, CpuMask};
+
 /// Most threads (and parts of one call) a pool supports.
 pub const MAX_THREADS: usize = 64;
 
@@ -99,6 +101,12 @@ impl ThreadPool {
     /// is clamped to `1..=MAX_THREADS`). If the OS refuses a thread, the pool keeps the
     /// workers it has ([`ThreadPool::threads`] tells).
     pub fn new(threads: usize) -> ThreadPool {
+        Self::pinned(threads, None)
+    }
+
+    /// [`ThreadPool::new`] with every worker pinned to the CPUs of `mask` it may use (see
+    /// [`crate::affinity::pin`]; unpinned where that changes nothing or fails).
+    pub fn pinned(threads: usize, mask: Option<CpuMask>) -> ThreadPool {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 job: None,
@@ -120,7 +128,12 @@ impl ThreadPool {
             let shared = Arc::clone(&pool.shared);
             let spawned = std::thread::Builder::new()
                 .name(format!("prunus-worker-{i}"))
-                .spawn(move || worker(&shared));
+                .spawn(move || {
+                    // Workers are ours for their whole life: the pin is never undone.
+                    let pinned = mask.as_ref().and_then(affinity::pin);
+                    std::mem::forget(pinned);
+                    worker(&shared)
+                });
             match spawned {
                 Ok(handle) => pool.workers.push(handle),
                 Err(_) => break,
@@ -252,6 +265,29 @@ impl Drop for ThreadPool {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn pinned_workers_run_on_the_mask() {
+        let allowed = affinity::allowed_cpus();
+        let mask = CpuMask::of(&allowed[..1]);
+        let pool = ThreadPool::pinned(3, Some(mask));
+        let seen: Vec<Mutex<Option<CpuMask>>> = (0..64).map(|_| Mutex::new(None)).collect();
+        pool.run(64, &|i| {
+            // Parts that run on a worker see its mask; the caller is not pinned by the pool.
+            if std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("prunus-worker"))
+            {
+                *seen[i].lock().unwrap() = CpuMask::current();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        });
+        let on_workers: Vec<CpuMask> = seen.iter().filter_map(|m| *m.lock().unwrap()).collect();
+        assert!(!on_workers.is_empty(), "no part ran on a worker");
+        assert!(on_workers.iter().all(|&m| m == mask));
+        assert_eq!(CpuMask::current().map(|m| m.cpus()), Some(allowed));
+    }
 
     #[test]
     fn every_part_runs_once_for_any_thread_count() {

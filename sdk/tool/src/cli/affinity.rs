@@ -146,61 +146,14 @@ pub fn apply(requested: Affinity) -> Pinning {
     }
 }
 
-/// The cores this process may run on (`sched_getaffinity`); empty where unknown.
-#[cfg(target_os = "linux")]
+/// The cores this process may run on; empty where unknown (off Linux).
 pub fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    }
-}
-
-/// The cores this process may run on; unknown off Linux.
-#[cfg(not(target_os = "linux"))]
-pub fn allowed_cpus() -> Vec<usize> {
-    Vec::new()
+    prunus::affinity::allowed_cpus()
 }
 
 /// Pins every thread of the process (threads started later inherit the mask).
-#[cfg(target_os = "linux")]
 fn set_process_affinity(cpus: &[usize]) -> std::io::Result<()> {
-    // SAFETY: cpu_set_t is plain data; CPU_SET indexes are below CPU_SETSIZE.
-    let set = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
-            libc::CPU_SET(c, &mut set);
-        }
-        set
-    };
-    let mut tids: Vec<libc::pid_t> = std::fs::read_dir("/proc/self/task")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    if tids.is_empty() {
-        tids.push(0); // the calling thread
-    }
-    for tid in tids {
-        // SAFETY: `set` is a valid cpu_set_t of the size passed.
-        let rc =
-            unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-#[cfg(not(target_os = "linux"))]
-fn set_process_affinity(_cpus: &[usize]) -> std::io::Result<()> {
-    Err(std::io::Error::other("not Linux"))
+    prunus::affinity::pin_process(&prunus::affinity::CpuMask::of(cpus))
 }
 
 #[cfg(test)]
