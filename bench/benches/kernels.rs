@@ -5,7 +5,9 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prunus::format::Activation;
+use prunus::kernels::sparse::SparseBench;
 use prunus::kernels::{ConvGeom, Epilogue, Isa, KernelTable};
+use std::time::Duration;
 
 fn geom(c: usize, hw: usize, out_c: usize, k: usize, stride: usize, groups: usize) -> ConvGeom {
     let pad = k / 2;
@@ -106,5 +108,45 @@ fn kernels(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kernels);
+/// Sparse against dense convolutions on MobileNet / SqueezeNet shapes, block-pruned at 50,
+/// 70 and 90 % with blocks of 1 and 4 rows: `sparse/<isa>/<shape>/dense` and
+/// `.../s<percent>b<block>`. Throughput counts the dense FLOPs, so sparse rates are
+/// "dense-equivalent" and comparable with the dense line.
+fn sparse(c: &mut Criterion) {
+    let cases = [
+        ("1x1/56x56x96->24", geom(96, 56, 24, 1, 1, 1)),
+        ("1x1/56x56x144->24", geom(144, 56, 24, 1, 1, 1)),
+        ("1x1/14x14x384->64", geom(384, 14, 64, 1, 1, 1)),
+        ("1x1/7x7x960->160", geom(960, 7, 160, 1, 1, 1)),
+        ("3x3/55x55x16->64", geom(16, 55, 64, 3, 1, 1)),
+    ];
+    let mut group = c.benchmark_group("sparse");
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    for isa in Isa::available() {
+        for (name, g) in &cases {
+            let flops =
+                2 * g.out_c * g.out_h * g.out_w * g.in_c / g.groups * g.kernel[0] * g.kernel[1];
+            group.throughput(Throughput::Elements(flops as u64));
+            let mut dense = SparseBench::new(*isa, *g, 1, 0.5, 1).expect("supported shape");
+            group.bench_function(format!("{}/{name}/dense", isa.name()), |b| {
+                b.iter(|| dense.run_dense())
+            });
+            for sparsity in [50, 70, 90] {
+                for block in [1, 4] {
+                    let mut bench = SparseBench::new(*isa, *g, block, sparsity as f64 / 100.0, 1)
+                        .expect("supported shape");
+                    group.bench_function(
+                        format!("{}/{name}/s{sparsity}b{block}", isa.name()),
+                        |b| b.iter(|| bench.run_sparse()),
+                    );
+                }
+            }
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, kernels, sparse);
 criterion_main!(benches);

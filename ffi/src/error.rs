@@ -136,6 +136,7 @@ pub(crate) fn status_of(error: &prunus::Error) -> PrunusStatus {
             | FormatError::ShapeMismatch { .. }
             | FormatError::InvalidGraph(_) => PrunusStatus::InvalidModel,
         },
+        E::SparseWeight { .. } => PrunusStatus::InvalidModel,
         E::InputCount { .. } | E::InputSize { .. } => PrunusStatus::ShapeMismatch,
         E::NoSuchTensor(_) | E::OutputIndex { .. } | E::NotRetained(_) => PrunusStatus::NotFound,
         E::NotContiguous { .. } => PrunusStatus::InvalidArgument,

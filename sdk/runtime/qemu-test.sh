@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the runtime crate's tests for aarch64 under qemu-user (NEON kernels on an emulated
 # Cortex-A72), from an x86-64 host. Extra arguments go to `cargo test` (default: the
-# kernel tests, `--lib kernels`).
+# kernel tests, `--lib kernels` (dense and sparse), then the sparse model tests,
+# `--test sparse_models`).
 #
 # Needs (Debian): apt-get install -y gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 #                 rustup target add aarch64-unknown-linux-gnu
@@ -20,6 +21,7 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="${CARGO_TARGET_AARCH64_UNK
 export QEMU_CPU="${QEMU_CPU:-cortex-a72}"
 
 if [ "$#" -eq 0 ]; then
-    set -- --lib kernels
+    cargo test -p prunus --target aarch64-unknown-linux-gnu --lib kernels
+    set -- --test sparse_models
 fi
 exec cargo test -p prunus --target aarch64-unknown-linux-gnu "$@"

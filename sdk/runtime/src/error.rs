@@ -69,4 +69,12 @@ pub enum Error {
         /// What this build and CPU support.
         available: String,
     },
+    /// A sparse weight's column indices are invalid (found when a session is created).
+    #[error("sparse weight '{name}' is invalid: {reason}")]
+    SparseWeight {
+        /// The weight.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
 }

@@ -5,7 +5,12 @@ use std::ops::Range;
 
 use prunus_format::{Activation, BinaryKind, Graph, Node, Op, WeightId};
 
-use crate::kernels::split::{ChannelSplit, conv_split};
+mod sparse;
+
+pub use sparse::{SparseUse, lower_sparse, sparse_use};
+
+use crate::kernels::sparse::{SparseConv, SparseConvFn, SparseGemvFn, SparseIndex, SparseSource};
+use crate::kernels::split::{ChannelSplit, conv_split, sparse_conv_split};
 use crate::kernels::{
     self, Broadcast, ConvFn, ConvGeom, Epilogue, GemmFn, KernelTable, PoolFn, PoolGeom,
 };
@@ -17,8 +22,15 @@ use crate::thread_pool::ThreadPool;
 pub enum WeightRef {
     /// `f32` weight read in place from the model.
     Mapped(WeightId),
-    /// Index into the session's widened weights (f16 files).
+    /// Index into the session's widened, decoded or copied weights.
     Owned(usize),
+    /// The first `len` `f32` values of a weight, read in place (a sparse weight's values).
+    MappedPrefix {
+        /// Weight.
+        id: WeightId,
+        /// Values.
+        len: usize,
+    },
 }
 
 /// One executable step: a node with its arena ranges, geometry and kernel.
@@ -38,6 +50,46 @@ pub enum Step {
         act: Activation,
         /// How the call may be split over threads (output channels).
         split: ChannelSplit,
+        /// Input range.
+        x: Range<usize>,
+        /// Output range.
+        y: Range<usize>,
+    },
+    /// Convolution on a sparse weight.
+    SparseConv {
+        /// Kernel.
+        f: SparseConvFn,
+        /// Geometry.
+        geom: ConvGeom,
+        /// What the offsets of the index point into.
+        source: SparseSource,
+        /// Index into the session's sparse indices.
+        index: usize,
+        /// The weight's stored values.
+        values: WeightRef,
+        /// Bias.
+        bias: Option<WeightRef>,
+        /// Fused activation.
+        act: Activation,
+        /// Parts (ranges of output blocks) the call is split into when threads are on.
+        parts: usize,
+        /// Input range.
+        x: Range<usize>,
+        /// Output range.
+        y: Range<usize>,
+    },
+    /// Sparse matrix-vector product (Gemm, or a pointwise convolution of one pixel).
+    SparseGemv {
+        /// Kernel.
+        f: SparseGemvFn,
+        /// Index into the session's sparse indices.
+        index: usize,
+        /// The weight's stored values.
+        values: WeightRef,
+        /// Bias.
+        bias: Option<WeightRef>,
+        /// Fused activation.
+        act: Activation,
         /// Input range.
         x: Range<usize>,
         /// Output range.
@@ -164,6 +216,26 @@ fn dims(shape: &[u32]) -> [usize; 4] {
     [d(0), d(1), d(2), d(3)]
 }
 
+/// The geometry of a convolution node.
+fn conv_geom(graph: &Graph, node: &Node, c: &prunus_format::Conv) -> ConvGeom {
+    let shape = |id: u32| graph.tensors[id as usize].shape.as_slice();
+    let [_, in_c, in_h, in_w] = dims(shape(node.inputs[0]));
+    let [_, out_c, out_h, out_w] = dims(shape(node.outputs[0]));
+    ConvGeom {
+        in_c,
+        in_h,
+        in_w,
+        out_c,
+        out_h,
+        out_w,
+        kernel: c.kernel.map(|v| v as usize),
+        stride: c.stride.map(|v| v as usize),
+        pads: c.pads.map(|v| v as usize),
+        dilation: c.dilation.map(|v| v as usize),
+        groups: c.groups as usize,
+    }
+}
+
 /// Lowers one node to its steps (zero for aliases, several for a concat that copies).
 pub fn lower(
     graph: &Graph,
@@ -176,27 +248,12 @@ pub fn lower(
     let shape = |id: u32| graph.tensors[id as usize].shape.as_slice();
     let (x, y) = (range(node.inputs[0]), range(node.outputs[0]));
     let xs = shape(node.inputs[0]);
-    let ys = shape(node.outputs[0]);
     let step = match &node.op {
         Op::Conv(c) => {
-            let [_, in_c, in_h, in_w] = dims(xs);
-            let [_, out_c, out_h, out_w] = dims(ys);
-            let geom = ConvGeom {
-                in_c,
-                in_h,
-                in_w,
-                out_c,
-                out_h,
-                out_w,
-                kernel: c.kernel.map(|v| v as usize),
-                stride: c.stride.map(|v| v as usize),
-                pads: c.pads.map(|v| v as usize),
-                dilation: c.dilation.map(|v| v as usize),
-                groups: c.groups as usize,
-            };
+            let geom = conv_geom(graph, node, c);
             let f = if c.kernel == [1, 1] && c.groups == 1 {
                 table.conv1x1
-            } else if geom.groups == in_c && in_c == out_c {
+            } else if geom.groups == geom.in_c && geom.in_c == geom.out_c {
                 table.depthwise
             } else if c.kernel == [1, 1] {
                 table.group_conv1x1
@@ -282,7 +339,7 @@ pub fn lower(
         },
         Op::MaxPool(p) | Op::AveragePool(p) => {
             let [_, c, in_h, in_w] = dims(xs);
-            let [_, _, out_h, out_w] = dims(ys);
+            let [_, _, out_h, out_w] = dims(shape(node.outputs[0]));
             let geom = PoolGeom {
                 c,
                 in_h,
@@ -354,14 +411,70 @@ fn split<'s>(arena: &'s mut [f32], y: &Range<usize>) -> (Split<'s>, &'s mut [f32
 }
 
 impl Step {
-    /// Runs the step; `w` resolves weights; splittable convolutions use `pool` if given.
+    /// Runs the step; `w` resolves weights, `sparse` holds the session's sparse indices
+    /// and `scratch` the sparse convolutions' im2col buffer; splittable convolutions use
+    /// `pool` if given.
     pub fn run<'w>(
         &self,
         arena: &mut [f32],
         w: &dyn Fn(WeightRef) -> &'w [f32],
+        sparse: &[SparseIndex],
+        scratch: &mut [f32],
         pool: Option<&ThreadPool>,
     ) {
         match self {
+            Step::SparseConv {
+                f,
+                geom,
+                source,
+                index,
+                values,
+                bias,
+                act,
+                parts,
+                x,
+                y,
+            } => {
+                let (src, out) = split(arena, y);
+                let epi = Epilogue {
+                    bias: bias.map(w),
+                    activation: *act,
+                };
+                let index = &sparse[*index];
+                let conv = SparseConv {
+                    geom,
+                    weights: index.rows(w(*values), 0..index.blocks()),
+                    source: *source,
+                };
+                match pool {
+                    Some(pool) if *parts > 1 => {
+                        sparse_conv_split(pool, *parts, *f, &conv, src.get(x), &epi, out, scratch)
+                    }
+                    _ => f(&conv, src.get(x), &epi, out, scratch),
+                }
+            }
+            Step::SparseGemv {
+                f,
+                index,
+                values,
+                bias,
+                act,
+                x,
+                y,
+            } => {
+                let (src, out) = split(arena, y);
+                let epi = Epilogue {
+                    bias: bias.map(w),
+                    activation: *act,
+                };
+                let index = &sparse[*index];
+                f(
+                    &index.rows(w(*values), 0..index.blocks()),
+                    src.get(x),
+                    &epi,
+                    out,
+                );
+            }
             Step::Conv {
                 f,
                 geom,

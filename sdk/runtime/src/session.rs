@@ -5,11 +5,15 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use ndarray::{ArrayViewD, IxDyn};
-use prunus_format::{Encoding, Layout, WeightId};
+use prunus_format::layout::{layouts_by_use, matrix_dims, pack_panel8};
+use prunus_format::sparse::{SparseView, sparse_matrix_dims};
+use prunus_format::{Encoding, Layout, Node, Op, WeightId};
 
 use crate::affinity::{self, CpuMask};
 use crate::error::Error;
-use crate::exec::{Step, WeightRef, lower};
+use crate::exec::{SparseUse, Step, WeightRef, lower, lower_sparse, sparse_use};
+use crate::kernels::sparse::SparseIndex;
+use crate::kernels::split::sparse_parts;
 use crate::kernels::{Isa, KernelTable};
 use crate::model::Model;
 use crate::options::{Options, Retain};
@@ -19,11 +23,18 @@ use crate::thread_pool::ThreadPool;
 /// What session creation did beyond planning: reported so that a repack is never silent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionReport {
-    /// Bytes of weights widened or repacked into session memory (f16 files); 0 when every
-    /// kernel reads the file in place.
+    /// Bytes of weights widened or repacked into session memory (f16 files, sparse weights
+    /// decoded to dense for ops the sparse kernels do not cover, sparse values not aligned
+    /// for in-place reads); 0 when every kernel reads the file in place.
     pub repacked_bytes: usize,
     /// Weights that were widened or repacked.
     pub repacked_weights: usize,
+    /// Convolutions and Gemms that run the sparse kernels.
+    pub sparse_layers: usize,
+    /// Bytes of the sparse layers' input offsets (computed at creation, in session memory).
+    pub sparse_index_bytes: usize,
+    /// Bytes of the sparse convolutions' im2col scratch buffer.
+    pub scratch_bytes: usize,
     /// Activation arena size in bytes.
     pub arena_bytes: usize,
     /// Sum of all activation tensor sizes in bytes (what the arena would be without reuse).
@@ -39,6 +50,8 @@ pub struct Session<'a> {
     plan: Plan,
     steps: Vec<(usize, Step)>,
     owned: Vec<Vec<f32>>,
+    sparse: Vec<SparseIndex>,
+    scratch: Vec<f32>,
     arena: Vec<f32>,
     names: HashMap<String, u32>,
     report: SessionReport,
@@ -56,7 +69,8 @@ fn widen(model: &Model, id: WeightId) -> Vec<f32> {
             .chunks_exact(2)
             .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
             .collect(),
-        // Only reached for an f32 weight whose bytes cannot be viewed in place.
+        // Only reached for an f32 weight whose bytes cannot be viewed in place (sparse
+        // weights are decoded by `SessionWeights`).
         _ => bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -90,35 +104,49 @@ impl<'a> Session<'a> {
         }
         let plan = plan(graph, &retain);
 
-        let mut owned = Vec::new();
-        let mut refs = Vec::with_capacity(graph.weights.len());
-        let mut report = SessionReport::default();
+        let mut weights = SessionWeights {
+            model: &model,
+            owned: Vec::new(),
+            refs: Vec::with_capacity(graph.weights.len()),
+            sparse: Vec::new(),
+            scratch_len: 0,
+            report: SessionReport::default(),
+        };
         for (id, info) in graph.weights.iter().enumerate() {
             let id = id as WeightId;
             debug_assert!(matches!(info.layout, Layout::RowMajor | Layout::Panel8));
-            if model.weight_f32(id).is_some() {
-                refs.push(WeightRef::Mapped(id));
-            } else {
-                let values = widen(&model, id);
-                report.repacked_bytes += values.len() * 4;
-                report.repacked_weights += 1;
-                refs.push(WeightRef::Owned(owned.len()));
-                owned.push(values);
-            }
+            let r = match info.encoding {
+                Encoding::SparseBlocks { .. } => None,
+                _ if model.weight_f32(id).is_some() => Some(WeightRef::Mapped(id)),
+                _ => Some(weights.own(widen(&model, id))),
+            };
+            weights.refs.push(r);
         }
-        let weight = |id: WeightId| refs[id as usize];
-        let steps = graph
-            .nodes
-            .iter()
-            .enumerate()
-            .flat_map(|(k, node)| {
+        let mut steps = Vec::new();
+        for (k, node) in graph.nodes.iter().enumerate() {
+            if let Some(step) = weights.lower_sparse(&plan, &table, node, options.threads)? {
+                steps.push((k, step));
+                continue;
+            }
+            weights.decode_dense(node)?;
+            let refs = &weights.refs;
+            let weight = |id: WeightId| refs[id as usize].unwrap_or(WeightRef::Mapped(id));
+            steps.extend(
                 lower(graph, &plan, &table, &weight, node)
                     .into_iter()
-                    .map(move |s| (k, s))
-            })
-            .collect();
+                    .map(|s| (k, s)),
+            );
+        }
+        let SessionWeights {
+            owned,
+            sparse,
+            scratch_len,
+            mut report,
+            ..
+        } = weights;
         report.arena_bytes = plan.arena_len * 4;
         report.unshared_bytes = graph.tensors.iter().map(|t| t.numel() * 4).sum();
+        report.scratch_bytes = scratch_len * 4;
         let arena = vec![0.0; plan.arena_len];
         let pin = affinity::cpus_for(options.affinity, affinity::SYSFS_CPUS.as_ref())
             .map(|cpus| CpuMask::of(&cpus));
@@ -130,6 +158,8 @@ impl<'a> Session<'a> {
             plan,
             steps,
             owned,
+            sparse,
+            scratch: vec![0.0; scratch_len],
             arena,
             names,
             report,
@@ -223,10 +253,20 @@ impl<'a> Session<'a> {
                 // Alignment and length were checked when the session was created.
                 WeightRef::Mapped(id) => bytemuck::cast_slice(model.weight_bytes(id)),
                 WeightRef::Owned(i) => &owned[i],
+                // Alignment and length were checked when the session was created.
+                WeightRef::MappedPrefix { id, len } => {
+                    bytemuck::cast_slice(&model.weight_bytes(id)[..len * 4])
+                }
             }
         };
         for (node, step) in &self.steps {
-            step.run(&mut self.arena, &resolve, self.pool.as_ref());
+            step.run(
+                &mut self.arena,
+                &resolve,
+                &self.sparse,
+                &mut self.scratch,
+                self.pool.as_ref(),
+            );
             after(*node);
         }
         Ok(())
@@ -273,5 +313,131 @@ impl<'a> Session<'a> {
             .map(|&d| d as usize)
             .collect();
         ArrayViewD::from_shape(IxDyn(&shape), data).expect("plan ranges match tensor shapes")
+    }
+}
+
+/// The weights of a session being created: where each dense one is read from, the sparse
+/// indices, and what creation copied.
+struct SessionWeights<'m, 'a> {
+    model: &'m Model<'a>,
+    owned: Vec<Vec<f32>>,
+    /// Dense form of each weight (`None` for a sparse weight not decoded).
+    refs: Vec<Option<WeightRef>>,
+    sparse: Vec<SparseIndex>,
+    /// Largest im2col scratch of the sparse convolutions, in values.
+    scratch_len: usize,
+    report: SessionReport,
+}
+
+impl SessionWeights<'_, '_> {
+    /// Keeps `values` in session memory (counted as repacked).
+    fn own(&mut self, values: Vec<f32>) -> WeightRef {
+        self.report.repacked_bytes += values.len() * 4;
+        self.report.repacked_weights += 1;
+        self.owned.push(values);
+        WeightRef::Owned(self.owned.len() - 1)
+    }
+
+    /// The sparse view of weight `id`.
+    fn view(&self, id: WeightId) -> Result<SparseView<'_>, Error> {
+        let info = &self.model.graph().weights[id as usize];
+        let invalid = |reason: String| Error::SparseWeight {
+            name: info.name.clone(),
+            reason,
+        };
+        let (rows, cols) = sparse_matrix_dims(&info.shape)
+            .ok_or_else(|| invalid(format!("shape {:?} is not a matrix", info.shape)))?;
+        SparseView::new(self.model.weight_bytes(id), rows, cols, info.encoding).map_err(invalid)
+    }
+
+    /// The step of a Conv or Gemm `node` whose weight is sparse and which the sparse kernels
+    /// cover (checking every column index); `None` for every other node.
+    fn lower_sparse(
+        &mut self,
+        plan: &Plan,
+        table: &KernelTable,
+        node: &Node,
+        threads: usize,
+    ) -> Result<Option<Step>, Error> {
+        let graph = self.model.graph();
+        let (id, bias) = match &node.op {
+            Op::Conv(c) => (c.weight, c.bias),
+            Op::Gemm { weight, bias, .. } => (*weight, *bias),
+            _ => return Ok(None),
+        };
+        let info = &graph.weights[id as usize];
+        let Encoding::SparseBlocks { .. } = info.encoding else {
+            return Ok(None);
+        };
+        let Some(sparse) = sparse_use(graph, node) else {
+            return Ok(None);
+        };
+        let view = self.view(id)?;
+        let invalid = |reason: String| Error::SparseWeight {
+            name: info.name.clone(),
+            reason,
+        };
+        let (index, parts, scratch) = match sparse {
+            SparseUse::Conv(g, source) => {
+                let index = SparseIndex::for_conv(&view, &g, source).map_err(invalid)?;
+                let macs = view.nnz() * view.block() * g.out_h * g.out_w;
+                let parts = sparse_parts(index.blocks(), macs, threads);
+                (index, parts, parts * source.scratch_len(&g))
+            }
+            SparseUse::Gemv { groups } => {
+                (SparseIndex::for_gemv(&view, groups).map_err(invalid)?, 1, 0)
+            }
+        };
+        let value_bytes = view.value_bytes();
+        let values = match bytemuck::try_cast_slice::<u8, f32>(value_bytes) {
+            Ok(v) => WeightRef::MappedPrefix { id, len: v.len() },
+            Err(_) => {
+                let copy = view.values();
+                self.own(copy)
+            }
+        };
+        self.report.sparse_layers += 1;
+        self.report.sparse_index_bytes += index.bytes();
+        self.scratch_len = self.scratch_len.max(scratch);
+        self.sparse.push(index);
+        let bias = bias.map(|b| self.refs[b as usize].unwrap_or(WeightRef::Mapped(b)));
+        let step = lower_sparse(
+            graph,
+            plan,
+            table,
+            node,
+            sparse,
+            self.sparse.len() - 1,
+            values,
+            bias,
+            parts,
+        );
+        Ok(Some(step))
+    }
+
+    /// Decodes every sparse weight `node` reads to the dense layout its op reads, once.
+    fn decode_dense(&mut self, node: &Node) -> Result<(), Error> {
+        let graph = self.model.graph();
+        for id in node.op.weight_ids() {
+            if self.refs[id as usize].is_some() {
+                continue;
+            }
+            let info = &graph.weights[id as usize];
+            let dense = self
+                .view(id)?
+                .to_dense()
+                .map_err(|reason| Error::SparseWeight {
+                    name: info.name.clone(),
+                    reason,
+                })?;
+            let layout = layouts_by_use(graph)[id as usize];
+            let packed = match (layout, matrix_dims(&info.shape)) {
+                (Some(Layout::Panel8), Some((rows, cols))) => pack_panel8(&dense, rows, cols),
+                _ => dense,
+            };
+            let r = self.own(packed);
+            self.refs[id as usize] = Some(r);
+        }
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@ pub mod ir;
 pub mod onnx;
 pub mod passes;
 pub mod prune;
+pub mod sparsity;
 pub mod stats;
 pub mod zoo;
 

@@ -34,6 +34,9 @@ enum Command {
     Demo(cli::demo::DemoArgs),
     /// Prune a model: channels (structured, from ONNX) or weights/blocks/N:M (dense zeros).
     Prune(cli::prune::PruneArgs),
+    /// Measure the dense/sparse kernel cost constants of the pack-time cost model.
+    #[command(hide = true)]
+    SparseCosts(cli::sparse_costs::SparseCostsArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Zoo(args) => cli::zoo::run(&args),
         Command::Demo(args) => cli::demo::run(&args),
         Command::Prune(args) => cli::prune::run(&args),
+        Command::SparseCosts(args) => cli::sparse_costs::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

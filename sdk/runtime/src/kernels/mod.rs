@@ -15,6 +15,7 @@ pub mod gemm;
 pub mod layout_ops;
 pub mod pool;
 pub mod simd;
+pub mod sparse;
 pub mod split;
 
 use prunus_format::Activation;
@@ -180,6 +181,10 @@ pub struct KernelTable {
     pub max_pool: PoolFn,
     /// Average pooling.
     pub avg_pool: PoolFn,
+    /// Convolution on a sparse weight (any but depthwise; see [`sparse`]).
+    pub sparse_conv: sparse::SparseConvFn,
+    /// Matrix-vector product on a sparse weight (Gemm, one-pixel pointwise convolution).
+    pub sparse_gemv: sparse::SparseGemvFn,
 }
 
 impl KernelTable {
@@ -196,6 +201,8 @@ impl KernelTable {
             gemm: gemm::gemm,
             max_pool: pool::max_pool,
             avg_pool: pool::avg_pool,
+            sparse_conv: sparse::sparse_conv,
+            sparse_gemv: sparse::sparse_gemv,
         };
         match isa {
             Isa::Scalar => portable,
@@ -207,6 +214,7 @@ impl KernelTable {
                 conv1x1: conv1x1::conv1x1_simd::<simd::Avx2>,
                 group_conv1x1: conv1x1::group_conv1x1_simd::<simd::Avx2>,
                 gemm: gemm::gemm_simd::<simd::Avx2>,
+                sparse_conv: sparse::sparse_conv_simd::<simd::Avx2>,
                 ..portable
             },
             #[cfg(target_arch = "x86_64")]
@@ -219,6 +227,7 @@ impl KernelTable {
                 group_conv1x1: conv1x1::group_conv1x1_simd::<simd::Avx512>,
                 // A panel is 8 wide: this runs the AVX2 matrix-vector product.
                 gemm: gemm::gemm_simd::<simd::Avx512>,
+                sparse_conv: sparse::sparse_conv_simd::<simd::Avx512>,
                 ..portable
             },
             #[cfg(target_arch = "aarch64")]
@@ -229,6 +238,7 @@ impl KernelTable {
                 conv1x1: conv1x1::conv1x1_simd::<simd::Neon>,
                 group_conv1x1: conv1x1::group_conv1x1_simd::<simd::Neon>,
                 gemm: gemm::gemm_simd::<simd::Neon>,
+                sparse_conv: sparse::sparse_conv_simd::<simd::Neon>,
                 ..portable
             },
         }

@@ -7,10 +7,13 @@
 //! is computed by exactly the code and summation order it would have in one call, so the
 //! results are bitwise identical for any thread count.
 
+use std::sync::{Mutex, PoisonError};
+
 use prunus_format::layout::PANEL;
 
+use super::sparse::{SparseConv, SparseConvFn, SparseRows};
 use super::{ConvFn, ConvGeom, Epilogue};
-use crate::thread_pool::ThreadPool;
+use crate::thread_pool::{MAX_THREADS, ThreadPool};
 
 /// Convolutions with fewer multiply-adds than this run in one call: waking the workers
 /// (tens of microseconds) would cost more than the split saves.
@@ -95,6 +98,80 @@ pub fn conv_split(
                 let wg = &w[o0 * per_out..(o0 + oc) * per_out];
                 f(&sub, xg, wg, &epi, yp);
             }
+        }
+    });
+}
+
+/// Parts a sparse convolution of `blocks` output blocks and `macs` multiply-adds (stored
+/// values x output pixels) is split into on `threads` threads: ranges of whole blocks, one
+/// part for small convolutions (as [`MIN_SPLIT_MACS`]).
+pub fn sparse_parts(blocks: usize, macs: usize, threads: usize) -> usize {
+    if threads <= 1 || macs < MIN_SPLIT_MACS {
+        return 1;
+    }
+    let per_part = blocks.div_ceil(threads.min(MAX_THREADS).min(blocks).max(1));
+    blocks.div_ceil(per_part.max(1)).max(1)
+}
+
+/// One part's output rows and scratch, handed to the thread that runs it.
+type PartSlot<'s> = Mutex<Option<(&'s mut [f32], &'s mut [f32])>>;
+
+/// Runs the sparse convolution `f(conv, x, epi, y, scratch)` as `parts` parallel calls over
+/// ranges of whole output blocks (see [`sparse_parts`]); each part gets its own
+/// `scratch.len() / parts` values of scratch. Every output is computed by the same code in
+/// the same order as in one call, so results are bitwise identical for any split.
+#[allow(clippy::too_many_arguments)] // the kernel's own five, plus pool, parts and kernel
+pub fn sparse_conv_split(
+    pool: &ThreadPool,
+    parts: usize,
+    f: SparseConvFn,
+    conv: &SparseConv,
+    x: &[f32],
+    epi: &Epilogue,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let w = &conv.weights;
+    let blocks = w.blocks();
+    let out_hw = conv.geom.out_h * conv.geom.out_w;
+    let per_part = blocks.div_ceil(parts.clamp(1, MAX_THREADS));
+    let parts = blocks.div_ceil(per_part.max(1));
+    if parts <= 1 || out_hw == 0 {
+        return f(conv, x, epi, y, scratch);
+    }
+    let scratch_per_part = scratch.len() / parts;
+    // Each part's output rows and scratch go to exactly one part, through its own
+    // (uncontended) mutex.
+    let mut slots: [PartSlot; MAX_THREADS] = [const { Mutex::new(None) }; MAX_THREADS];
+    let (mut y_rest, mut s_rest) = (y, scratch);
+    for slot in slots.iter_mut().take(parts) {
+        let rows = (per_part * w.block).min(y_rest.len() / out_hw);
+        let (yp, yr) = std::mem::take(&mut y_rest).split_at_mut(rows * out_hw);
+        let (sp, sr) = std::mem::take(&mut s_rest).split_at_mut(scratch_per_part);
+        (y_rest, s_rest) = (yr, sr);
+        *slot.get_mut().unwrap_or_else(PoisonError::into_inner) = Some((yp, sp));
+    }
+    pool.run(parts, &|p| {
+        let taken = slots[p]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((yp, sp)) = taken {
+            let (b0, b1) = (p * per_part, ((p + 1) * per_part).min(blocks));
+            let o0 = b0 * w.block;
+            let rows = yp.len() / out_hw;
+            let part = SparseConv {
+                weights: SparseRows {
+                    starts: &w.starts[b0..=b1],
+                    ..*w
+                },
+                ..*conv
+            };
+            let epi = Epilogue {
+                bias: epi.bias.map(|b| &b[o0..o0 + rows]),
+                activation: epi.activation,
+            };
+            f(&part, x, &epi, yp, sp);
         }
     });
 }

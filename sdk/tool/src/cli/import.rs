@@ -1,4 +1,6 @@
-//! `prunus import`: ONNX → .prunus.
+//! `prunus import`: ONNX → .prunus. Conv and Gemm weights that already hold zeros (pruned
+//! in training) are stored sparse where the cost model of `--target` predicts it is faster
+//! ([`prunus_tool::sparsity`]).
 
 use std::path::PathBuf;
 
@@ -19,12 +21,28 @@ pub struct ImportArgs {
     /// Store weights as f16 (half the file; widened to f32 when a session is created).
     #[arg(long)]
     f16: bool,
+    /// Store every weight dense, even where zeros would run faster sparse.
+    #[arg(long)]
+    dense: bool,
+    /// Instruction set whose sparse/dense cost model picks each layer's encoding:
+    /// aarch64 | x86_64 (default: this machine's).
+    #[arg(long)]
+    target: Option<prunus_tool::sparsity::Target>,
 }
 
 /// Runs `prunus import`.
 pub fn run(args: &ImportArgs) -> Result<()> {
     prunus_tool::atomic::ensure_not_input(&args.output, &[&args.input])?;
-    let model = super::import_onnx(&args.input, args.input_shape.clone())?;
+    let mut model = super::import_onnx(&args.input, args.input_shape.clone())?;
+    if !args.dense {
+        let target = args
+            .target
+            .unwrap_or_else(prunus_tool::sparsity::Target::host);
+        let decisions = prunus_tool::sparsity::pack_sparse(&mut model, target);
+        if decisions.iter().any(|d| d.chosen.is_some()) {
+            println!("{}", prunus_tool::sparsity::summary(&decisions, target));
+        }
+    }
     let bytes = model.to_bytes(prunus_format::WriteOptions { f16: args.f16 })?;
     prunus_tool::atomic::write_atomic(&args.output, &bytes, &[&args.input])?;
     super::print_summary(&model.graph, bytes.len());

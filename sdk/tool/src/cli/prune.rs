@@ -7,20 +7,25 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use prunus_tool::atomic::{ensure_not_input, write_atomic};
-use prunus_tool::prune::calibrate::{Calibration, activation_means};
+use prunus_tool::prune::calib_data::{self, Preprocess};
+use prunus_tool::prune::calibrate::activation_means;
 use prunus_tool::prune::depgraph::DepGraph;
 use prunus_tool::prune::onnx_graph::OnnxGraph;
+use prunus_tool::prune::reconstruct::{RecoverOptions, Recovery, recover, refresh_masks};
 use prunus_tool::prune::{
     Criterion, Granularity, Layers, StructuredOptions, export, prunus_file, structured_prune,
     unstructured_prune_onnx,
 };
 use prunus_tool::stats::graph_stats;
 
+use super::prune_analysis::{AnalysisArgs, Flags};
+
 /// Arguments of `prunus prune`.
 #[derive(Args)]
 #[command(after_help = "\
-Unstructured, block and N:M pruning keep every shape: the output .prunus is dense, with the \
-pruned weights stored as zeros (sparse encodings come with the sparse-inference work). \
+Unstructured, block and N:M pruning keep every shape: each pruned 1x1, kxk and Gemm weight \
+is stored in the blocked sparse encoding where the cost model of --target predicts it runs \
+faster than dense (first conv and depthwise stay dense), else as dense zeros (--dense: always). \
 Channel pruning physically removes channels, following every coupling (residual Add, SE Mul, \
 Concat, Split/Slice, channel shuffle, grouped/depthwise convs, BatchNorm, Flatten->Gemm); it \
 needs the ONNX model with its BatchNormalization nodes. The first convolution is never pruned.
@@ -28,7 +33,19 @@ needs the ONNX model with its BatchNormalization nodes. The first convolution is
 Examples:
   prunus prune mnv2.onnx -o mnv2-c30.prunus --granularity channel --sparsity 0.3 --round 8 --onnx-out mnv2-c30.onnx
   prunus prune mnv2.onnx -o mnv2-u70.prunus --sparsity 0.7 --layers 1x1 --masks masks.json
-  prunus prune mnv2.prunus -o mnv2-24.prunus --granularity 2:4")]
+  prunus prune mnv2.prunus -o mnv2-24.prunus --granularity 2:4
+  prunus prune mnv2.onnx -o mnv2-1.5x.prunus --granularity channel --target-macs 1.5x --round 8 \
+    --calib calib.npy --sensitivity sens/ --report report.md --eval eval.npy
+  prunus prune mnv2.onnx -o mnv2-r.prunus --recipe sdk/tool/recipes/mobilenet_v2.json
+  prunus prune mnv2.onnx -o mnv2-u50.prunus --sparsity 0.5 --layers 1x1 --global \
+    --recover lstsq --calib crops_u8_nhwc.npy --calib-preprocess imagenet
+
+--recover lstsq refits, layer by layer on the calibration data, the weights of every pruned \
+layer (unstructured: zeros re-chosen OBS-style, same count and pattern) or every consumer of \
+pruned channels (channel) so it reproduces the dense layer's pre-BatchNorm output, then \
+matches the BatchNorm statistics to the dense model's.
+
+Recipes, targets, the sensitivity analysis and the report: sdk/tool/recipes/README.md.")]
 pub struct PruneArgs {
     /// The model: ONNX (any granularity) or .prunus (unstructured/block/N:M only).
     input: PathBuf,
@@ -49,8 +66,9 @@ pub struct PruneArgs {
     /// multiplier; 0.7 is --sparsity 0.3).
     #[arg(long)]
     channels: Option<f64>,
-    /// unstructured | block2 | block4 | N:M (e.g. 2:4) | channel.
-    #[arg(long, default_value = "unstructured", value_parser = parse_granularity)]
+    /// unstructured | block2 | block4 | N:M (e.g. 2:4) | channel. `--block 1|2|4` is
+    /// unstructured | block2 | block4.
+    #[arg(long, alias = "block", default_value = "unstructured", value_parser = parse_granularity)]
     granularity: Granularity,
     /// Channel importance: l1 | l2 | bn | fpgm | activation (needs --calib). Unstructured
     /// pruning always uses magnitude.
@@ -63,19 +81,116 @@ pub struct PruneArgs {
     /// One threshold over all layers instead of the same ratio in every layer.
     #[arg(long)]
     global: bool,
-    /// Calibration batch (.npy, N x C x H x W float32, preprocessed) for --criterion activation.
+    /// Calibration data for --criterion activation and --recover: .npy, N x C x H x W float32
+    /// (preprocessed) or uint8 N x H x W x C images with --calib-preprocess.
     #[arg(long)]
     calib: Option<PathBuf>,
     /// Channel granularity: kept channels per group rounded to a multiple of this (SIMD).
     #[arg(long, default_value_t = 1)]
     round: usize,
+    /// Instruction set whose sparse/dense cost model picks each layer's encoding:
+    /// aarch64 | x86_64 (default: this machine's).
+    #[arg(long)]
+    target: Option<prunus_tool::sparsity::Target>,
+    /// Store every weight dense (pruned weights as zeros), whatever the cost model says.
+    #[arg(long)]
+    dense: bool,
+    /// One-shot recovery on --calib data (ONNX input): none | bias (bias correction) | bn
+    /// (re-estimate BatchNorm statistics) | lstsq (least-squares refit of the pruned layers,
+    /// then BatchNorm statistics matched to the dense model's).
+    #[arg(long, default_value = "none", value_parser = parse_recovery)]
+    recover: Recovery,
+    /// Preprocessing of uint8 N x H x W x C --calib images: imagenet, or e.g.
+    /// scale=255,mean=0.5:0.5:0.5,std=0.5:0.5:0.5[,bgr] (float32 NCHW .npy is used as is).
+    #[arg(long, value_parser = parse_preprocess)]
+    calib_preprocess: Option<Preprocess>,
+    /// Calibration samples used by --recover (the first ones of --calib).
+    #[arg(long, default_value_t = 128)]
+    recover_samples: usize,
+    #[command(flatten)]
+    analysis: AnalysisArgs,
+}
+
+fn parse_preprocess(s: &str) -> Result<Preprocess, String> {
+    Preprocess::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_recovery(s: &str) -> Result<Recovery, String> {
+    match s {
+        "none" => Ok(Recovery::None),
+        "bias" => Ok(Recovery::Bias),
+        "bn" => Ok(Recovery::Bn),
+        "lstsq" => Ok(Recovery::Lstsq),
+        _ => Err(format!("unknown recovery '{s}' (none, bias, bn, lstsq)")),
+    }
+}
+
+/// Runs `--recover` on the pruned graph (`kept`: kept channels of pruned tensors;
+/// `reselect`: the pattern least squares may re-choose the zeros with).
+fn recover_graph(
+    args: &PruneArgs,
+    dense: &OnnxGraph,
+    mut pruned: OnnxGraph,
+    kept: &std::collections::HashMap<String, Vec<usize>>,
+    reselect: Option<Granularity>,
+) -> Result<OnnxGraph> {
+    if args.recover == Recovery::None {
+        return Ok(pruned);
+    }
+    let path = args
+        .calib
+        .as_ref()
+        .context("--recover needs --calib X.npy")?;
+    let calib = calib_data::read(path, args.calib_preprocess.as_ref())?;
+    let options = RecoverOptions {
+        recovery: args.recover,
+        samples: args.recover_samples,
+        reselect,
+        ..Default::default()
+    };
+    let bar = ProgressBar::new(1).with_style(
+        ProgressStyle::with_template("recovering {bar:30} {pos}/{len} runs {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = recover(
+        dense,
+        &mut pruned,
+        kept,
+        &calib,
+        &options,
+        &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )?;
+    bar.finish_and_clear();
+    println!(
+        "recovered: {} layers, {} refit ({} rows), {} BatchNorms updated, {} biases corrected",
+        report.layers,
+        report.refit_layers,
+        report.refit_rows,
+        report.bn_updated,
+        report.bias_corrected
+    );
+    Ok(pruned)
+}
+
+/// Marks the weights of `model` sparse where `args.target`'s cost model says so.
+fn pack_sparse(args: &PruneArgs, model: &mut prunus_tool::IrModel) {
+    if !args.dense {
+        let target = args
+            .target
+            .unwrap_or_else(prunus_tool::sparsity::Target::host);
+        let decisions = prunus_tool::sparsity::pack_sparse(model, target);
+        println!("{}", prunus_tool::sparsity::summary(&decisions, target));
+    }
 }
 
 fn parse_granularity(s: &str) -> Result<Granularity, String> {
     match s {
-        "unstructured" => Ok(Granularity::Unstructured),
-        "block2" => Ok(Granularity::Block(2)),
-        "block4" => Ok(Granularity::Block(4)),
+        "unstructured" | "1" => Ok(Granularity::Unstructured),
+        "block2" | "2" => Ok(Granularity::Block(2)),
+        "block4" | "4" => Ok(Granularity::Block(4)),
         "channel" => Ok(Granularity::Channel),
         _ => match s.split_once(':') {
             Some((n, m)) => match (n.parse::<usize>(), m.parse::<usize>()) {
@@ -142,6 +257,7 @@ pub fn run(args: &PruneArgs) -> Result<()> {
     ]
     .into_iter()
     .flatten()
+    .chain(&args.analysis.outputs())
     {
         ensure_not_input(out, &[input])?;
     }
@@ -150,6 +266,7 @@ pub fn run(args: &PruneArgs) -> Result<()> {
         (None, Some(r)) if args.granularity == Granularity::Channel => 1.0 - r,
         (None, Some(_)) => bail!("--channels applies to --granularity channel; use --sparsity"),
         (None, None) if matches!(args.granularity, Granularity::NM(..)) => 0.0,
+        (None, None) if args.analysis.drives_pruning() => 0.0,
         _ => bail!("give --sparsity S (or --channels R for channel pruning)"),
     };
     if !(0.0..=1.0).contains(&sparsity) {
@@ -157,18 +274,37 @@ pub fn run(args: &PruneArgs) -> Result<()> {
     }
     let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
     if bytes.starts_with(&prunus_format::MAGIC) {
+        if args.analysis.drives_pruning() {
+            bail!(
+                "--recipe, --target-sparsity, --target-macs and the sensitivity analysis need the ONNX model"
+            );
+        }
         return prune_prunus(args, &bytes, sparsity);
     }
     let bar = spinner("parsing ONNX and propagating shapes");
     let dense = OnnxGraph::parse(&bytes).with_context(|| format!("reading {}", input.display()))?;
     bar.finish_and_clear();
-    let (pruned, masks) = if args.granularity == Granularity::Channel {
+    let mut layers = Vec::new();
+    let (pruned, masks, kept) = if args.analysis.drives_pruning() {
+        let flags = Flags {
+            granularity: args.granularity,
+            criterion: args.criterion,
+            layers: args.layers,
+            round: args.round,
+            sparsity: args.sparsity.or(args.channels.map(|c| 1.0 - c)),
+        };
+        let outcome = args
+            .analysis
+            .prune(&dense, &flags, args.calib.as_deref(), &[input])?;
+        layers = outcome.layers;
+        (outcome.graph, outcome.masks, Some(outcome.kept))
+    } else if args.granularity == Granularity::Channel {
         let activations = if args.criterion == Criterion::Activation {
             let path = args
                 .calib
                 .as_ref()
                 .context("--criterion activation needs --calib X.npy")?;
-            let calib = Calibration::read_npy(path)?;
+            let calib = calib_data::read(path, args.calib_preprocess.as_ref())?;
             let dep = DepGraph::build(&dense)?;
             let bar = ProgressBar::new(calib.samples.len() as u64).with_style(
                 ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} samples {elapsed}")
@@ -200,26 +336,35 @@ pub fn run(args: &PruneArgs) -> Result<()> {
                 .unwrap_or_default()
         };
         let masks = export::structured_masks(&outcome.result, &dims);
-        (outcome.graph, masks)
+        (outcome.graph, masks, Some(outcome.result.kept))
     } else {
         if args.criterion != Criterion::L1 && args.criterion != Criterion::L2 {
             bail!("unstructured, block and N:M pruning use weight magnitude; drop --criterion");
         }
         let mut g = dense.clone();
-        let pruned =
+        let mut pruned =
             unstructured_prune_onnx(&mut g, args.layers, args.granularity, sparsity, args.global)?;
+        // Least squares may re-choose the zeros (same count and pattern): masks after it.
+        let g = recover_graph(args, &dense, g, &Default::default(), Some(args.granularity))?;
+        refresh_masks(&g, &mut pruned);
         report_sparsity(&pruned);
         (
             g,
             export::unstructured_masks(&granularity_name(args.granularity), &pruned),
+            None,
         )
+    };
+    let pruned = match kept {
+        Some(kept) => recover_graph(args, &dense, pruned, &kept, None)?,
+        None => pruned,
     };
     let onnx_bytes = pruned.to_bytes();
     let bar = spinner("importing the pruned model (BatchNorm folding)");
     let dense_ir =
         prunus_tool::onnx::import(&bytes, &Default::default()).context("importing the input")?;
-    let ir = prunus_tool::onnx::import(&onnx_bytes, &Default::default())
+    let mut ir = prunus_tool::onnx::import(&onnx_bytes, &Default::default())
         .context("importing the pruned model")?;
+    pack_sparse(args, &mut ir);
     let packed = ir.to_bytes(prunus_format::WriteOptions::default())?;
     bar.finish_and_clear();
     write_atomic(&args.output, &packed, &[input])?;
@@ -241,7 +386,8 @@ pub fn run(args: &PruneArgs) -> Result<()> {
     if let Some(path) = &args.masks {
         write_json(path, &masks, &[input])?;
     }
-    Ok(())
+    args.analysis
+        .write_report(input, &bytes, &args.output, &packed, &masks, &layers)
 }
 
 fn report_sparsity(pruned: &[(prunus_tool::prune::unstructured::Target, Vec<bool>)]) {
@@ -268,6 +414,9 @@ fn prune_prunus(args: &PruneArgs, bytes: &[u8], sparsity: f64) -> Result<()> {
     if args.onnx_out.is_some() {
         bail!("--onnx-out needs an ONNX input");
     }
+    if args.recover != Recovery::None {
+        bail!("--recover needs the ONNX model (BatchNorm statistics and calibration runs)");
+    }
     if args.criterion != Criterion::L1 && args.criterion != Criterion::L2 {
         bail!("a .prunus input is pruned by weight magnitude only; drop --criterion");
     }
@@ -280,12 +429,14 @@ fn prune_prunus(args: &PruneArgs, bytes: &[u8], sparsity: f64) -> Result<()> {
         args.global,
     )?;
     report_sparsity(&pruned);
+    pack_sparse(args, &mut model);
     let packed = model.to_bytes(prunus_format::WriteOptions { f16 })?;
     write_atomic(&args.output, &packed, &[&args.input])?;
     println!("wrote:  {} ({} bytes)", args.output.display(), packed.len());
+    let masks = export::unstructured_masks(&granularity_name(args.granularity), &pruned);
     if let Some(path) = &args.masks {
-        let masks = export::unstructured_masks(&granularity_name(args.granularity), &pruned);
         write_json(path, &masks, &[&args.input])?;
     }
-    Ok(())
+    args.analysis
+        .write_report(&args.input, bytes, &args.output, &packed, &masks, &[])
 }

@@ -10,17 +10,39 @@
 //!   output channels or N:M, per layer or global; shapes are unchanged (zeros stored
 //!   densely until the sparse encodings land).
 //! * [`export`] writes the pruned ONNX and the masks keyed by the original weight names.
+//! * Non-uniform ratios ([`nonuniform`]): a [`recipe`] (JSON defaults and name-pattern
+//!   rules) or a target (`--target-sparsity`, `--target-macs`) whose per-layer ratios are
+//!   [`allocate`]d from a [`sensitivity`] sweep measured with the runtime ([`evaluate`]);
+//!   layers are weights or coupled channel groups ([`units`]). [`report`] and [`plot`]
+//!   write the pruning report and the sensitivity analysis.
+//! * [`reconstruct`] recovers accuracy in one shot on calibration data: least-squares refit
+//!   of the pruned layers and BatchNorm recalibration / bias correction ([`recalibrate`]).
 
+pub mod allocate;
+pub mod calib_data;
 pub mod calibrate;
 pub mod criteria;
 pub mod depgraph;
+pub mod evaluate;
 pub mod export;
+pub mod nonuniform;
 pub mod onnx_graph;
+pub mod plot;
 pub mod prunus_file;
+pub mod recalibrate;
+pub mod recipe;
+pub mod reconstruct;
+pub mod reconstruct_layer;
+pub mod reconstruct_obs;
+pub mod report;
+pub mod sensitivity;
 pub mod shapes;
 pub mod structured;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_recovery;
+pub mod units;
 pub mod unstructured;
 
 use std::collections::HashMap;
@@ -70,6 +92,9 @@ pub enum PruneError {
     /// A `.prunus` input could not be read or written.
     #[error(".prunus file: {0}")]
     Format(String),
+    /// A recipe that cannot be used.
+    #[error(transparent)]
+    Recipe(#[from] recipe::RecipeError),
 }
 
 /// How channel importance is measured.
@@ -146,28 +171,7 @@ pub fn keep_count(n: usize, sparsity: f64, round: usize) -> usize {
 /// Chooses the classes to remove: the lowest-scored `n - keep` of every group, then puts
 /// back the best class of any tensor that would lose all its channels.
 pub fn select(dep: &DepGraph, scores: &[f64], sparsity: f64, round: usize) -> Vec<bool> {
-    let mut removed = vec![false; dep.classes.len()];
-    for group in &dep.groups {
-        let keep = keep_count(group.len(), sparsity, round);
-        let mut order = group.clone();
-        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
-        order
-            .iter()
-            .take(group.len() - keep)
-            .for_each(|&id| removed[id] = true);
-    }
-    for t in &dep.tensors {
-        let (_, base, n) = dep.index[t];
-        let ids: Vec<usize> = (0..n).map(|c| dep.slot_class[base + c]).collect();
-        if ids.iter().all(|&id| removed[id])
-            && let Some(&best) = ids
-                .iter()
-                .max_by(|&&a, &&b| scores[a].total_cmp(&scores[b]))
-        {
-            removed[best] = false;
-        }
-    }
-    removed
+    units::select_ratios(dep, scores, &vec![sparsity; dep.groups.len()], round)
 }
 
 /// Structured pruning of `g`: builds the dependency graph, scores, selects and removes.

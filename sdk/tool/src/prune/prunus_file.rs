@@ -1,58 +1,77 @@
-//! `.prunus` input for unstructured pruning: unpacks the stored weights back to their
-//! logical row-major form, prunes, and packs again (BatchNorm is already folded there, so
-//! only magnitude pruning that keeps shapes is possible).
+//! `.prunus` input for unstructured pruning: unpacks the stored weights (dense f32/f16 or
+//! blocked sparse) back to their logical row-major form, prunes, and packs again (BatchNorm
+//! is already folded there, so only magnitude pruning that keeps shapes is possible).
 
 use prunus_format::layout::unpack_panel8;
-use prunus_format::{Encoding, Layout, Op};
+use prunus_format::sparse::{SparseView, sparse_matrix_dims};
+use prunus_format::{Encoding, Layout, Op, ParsedFile, WeightInfo};
 
 use super::unstructured::{self, Target};
 use super::{Granularity, Layers, PruneError};
 use crate::IrModel;
 
-/// Reads a `.prunus` file into an in-memory model with logical f32 weights.
-pub fn read(bytes: &[u8]) -> Result<(IrModel, bool), PruneError> {
-    let parsed = prunus_format::parse(bytes).map_err(|e| PruneError::Format(e.to_string()))?;
-    let mut weights = Vec::with_capacity(parsed.graph.weights.len());
-    let mut f16 = false;
-    for info in &parsed.graph.weights {
-        let raw = parsed.weight_bytes(bytes, info);
-        let stored: Vec<f32> = match info.encoding {
-            Encoding::F32 => raw
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Encoding::F16 => {
-                f16 = true;
-                raw.chunks_exact(2)
-                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect()
-            }
-            other => {
-                return Err(PruneError::Format(format!(
-                    "weight '{}' has encoding {other:?}; only dense f32/f16 files can be pruned",
-                    info.name
-                )));
-            }
-        };
-        let logical = match info.layout {
-            Layout::RowMajor => stored,
-            Layout::Panel8 => {
-                let (o, i) = prunus_format::layout::matrix_dims(&info.shape).ok_or_else(|| {
-                    PruneError::Format(format!(
-                        "weight '{}': panel layout on a non-matrix",
-                        info.name
-                    ))
-                })?;
-                unpack_panel8(&stored, o, i)
-            }
-        };
-        if logical.len() != info.numel() {
-            return Err(PruneError::Format(format!(
-                "weight '{}': stored length mismatch",
-                info.name
+/// The logical row-major f32 values of weight `info` of the parsed file `bytes`.
+pub fn logical_weight(
+    parsed: &ParsedFile,
+    bytes: &[u8],
+    info: &WeightInfo,
+) -> Result<Vec<f32>, PruneError> {
+    let fail = |reason: String| PruneError::Format(format!("weight '{}': {reason}", info.name));
+    let raw = parsed.weight_bytes(bytes, info);
+    let stored: Vec<f32> = match info.encoding {
+        Encoding::F32 => raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Encoding::F16 => raw
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Encoding::SparseBlocks { .. } => {
+            let (rows, cols) = sparse_matrix_dims(&info.shape)
+                .ok_or_else(|| fail(format!("shape {:?} is not a matrix", info.shape)))?;
+            return SparseView::new(raw, rows, cols, info.encoding)
+                .and_then(|v| v.to_dense())
+                .map_err(fail);
+        }
+        other => {
+            return Err(fail(format!(
+                "encoding {other:?}; only dense f32/f16 and blocked sparse weights can be read"
             )));
         }
-        weights.push(logical);
+    };
+    let logical = match info.layout {
+        Layout::RowMajor => stored,
+        Layout::Panel8 => {
+            let (o, i) = prunus_format::layout::matrix_dims(&info.shape)
+                .ok_or_else(|| fail("panel layout on a non-matrix".into()))?;
+            unpack_panel8(&stored, o, i)
+        }
+    };
+    if logical.len() != info.numel() {
+        return Err(fail("stored length mismatch".into()));
+    }
+    Ok(logical)
+}
+
+/// Reads a `.prunus` file into an in-memory model with logical f32 weights, and whether
+/// its dense weights were f16. Sparse weights are decoded and marked dense again: whoever
+/// writes the model decides their encoding anew ([`crate::sparsity`]).
+pub fn read(bytes: &[u8]) -> Result<(IrModel, bool), PruneError> {
+    let mut parsed = prunus_format::parse(bytes).map_err(|e| PruneError::Format(e.to_string()))?;
+    let weights = parsed
+        .graph
+        .weights
+        .iter()
+        .map(|info| logical_weight(&parsed, bytes, info))
+        .collect::<Result<Vec<_>, _>>()?;
+    let f16 = parsed
+        .graph
+        .weights
+        .iter()
+        .any(|w| w.encoding == Encoding::F16);
+    for info in &mut parsed.graph.weights {
+        info.encoding = Encoding::F32;
     }
     Ok((
         IrModel {
