@@ -65,10 +65,7 @@ fn kernels(c: &mut Criterion) {
             let per_out = g.in_c / g.groups * g.kernel[0] * g.kernel[1];
             let bias = values(g.out_c, 0.1);
             let mut y = vec![0.0f32; g.out_c * g.out_h * g.out_w];
-            let epi = Epilogue {
-                bias: Some(&bias),
-                activation: Activation::Relu,
-            };
+            let epi = Epilogue::new(Some(&bias), Activation::Relu);
             // Same choice as the session's lowering (exec.rs).
             let f = if g.kernel == [1, 1] && g.groups == 1 {
                 table.conv1x1
@@ -96,10 +93,7 @@ fn kernels(c: &mut Criterion) {
         let x = values(k, 1.0);
         let w = values(o.div_ceil(8) * 8 * k, 0.05);
         let mut y = vec![0.0f32; o];
-        let epi = Epilogue {
-            bias: None,
-            activation: Activation::None,
-        };
+        let epi = Epilogue::new(None, Activation::None);
         group.throughput(Throughput::Elements(2 * (k * o) as u64));
         group.bench_function(format!("{}/gemm/1024->1000", isa.name()), |b| {
             b.iter(|| (table.gemm)(&x, &w, &epi, &mut y))

@@ -5,12 +5,16 @@ use std::ops::Range;
 
 use prunus_format::{Activation, BinaryKind, Graph, Node, Op, WeightId};
 
+mod fuse;
 mod sparse;
 
+pub use fuse::{Residual, residuals};
 pub use sparse::{SparseUse, lower_sparse, sparse_use};
 
 use crate::kernels::sparse::{SparseConv, SparseConvFn, SparseGemvFn, SparseIndex, SparseSource};
-use crate::kernels::split::{ChannelSplit, conv_split, sparse_conv_split};
+use crate::kernels::split::{
+    ChannelSplit, MIN_SPLIT_GEMM, conv_split, gemm_split, sparse_conv_split,
+};
 use crate::kernels::{
     self, Broadcast, ConvFn, ConvGeom, Epilogue, GemmFn, KernelTable, PoolFn, PoolGeom,
 };
@@ -48,6 +52,8 @@ pub enum Step {
         bias: Option<WeightRef>,
         /// Fused activation.
         act: Activation,
+        /// Fused residual add: the range of the added tensor.
+        residual: Option<Range<usize>>,
         /// How the call may be split over threads (output channels).
         split: ChannelSplit,
         /// Input range.
@@ -71,6 +77,8 @@ pub enum Step {
         bias: Option<WeightRef>,
         /// Fused activation.
         act: Activation,
+        /// Fused residual add: the range of the added tensor.
+        residual: Option<Range<usize>>,
         /// Parts (ranges of output blocks) the call is split into when threads are on.
         parts: usize,
         /// Input range.
@@ -105,6 +113,8 @@ pub enum Step {
         bias: Option<WeightRef>,
         /// Fused activation.
         act: Activation,
+        /// Whether the call is split over threads (ranges of panels) when they are on.
+        split: bool,
         /// Input range.
         x: Range<usize>,
         /// Output range.
@@ -236,13 +246,15 @@ fn conv_geom(graph: &Graph, node: &Node, c: &prunus_format::Conv) -> ConvGeom {
     }
 }
 
-/// Lowers one node to its steps (zero for aliases, several for a concat that copies).
+/// Lowers one node to its steps (zero for aliases, several for a concat that copies);
+/// `residual` is the Add fused into this node (a convolution), if any.
 pub fn lower(
     graph: &Graph,
     plan: &Plan,
     table: &KernelTable,
     weight: &dyn Fn(WeightId) -> WeightRef,
     node: &Node,
+    residual: Option<&Residual>,
 ) -> Vec<Step> {
     let range = |id: u32| plan.range(graph, id);
     let shape = |id: u32| graph.tensors[id as usize].shape.as_slice();
@@ -265,10 +277,11 @@ pub fn lower(
                 geom,
                 weight: weight(c.weight),
                 bias: c.bias.map(weight),
-                act: c.activation,
-                split: ChannelSplit::for_pointwise(&geom),
+                act: residual.map_or(c.activation, |r| r.activation),
+                residual: residual.map(|r| range(r.skip)),
+                split: ChannelSplit::for_conv(&geom),
                 x,
-                y,
+                y: residual.map_or(y, |r| range(r.out)),
             }
         }
         Op::Gemm {
@@ -280,6 +293,7 @@ pub fn lower(
             weight: weight(*w),
             bias: bias.map(weight),
             act: *activation,
+            split: x.len() * y.len() >= MIN_SPLIT_GEMM,
             x,
             y,
         },
@@ -431,6 +445,7 @@ impl Step {
                 values,
                 bias,
                 act,
+                residual,
                 parts,
                 x,
                 y,
@@ -438,6 +453,7 @@ impl Step {
                 let (src, out) = split(arena, y);
                 let epi = Epilogue {
                     bias: bias.map(w),
+                    residual: residual.as_ref().map(|r| src.get(r)),
                     activation: *act,
                 };
                 let index = &sparse[*index];
@@ -463,10 +479,7 @@ impl Step {
                 y,
             } => {
                 let (src, out) = split(arena, y);
-                let epi = Epilogue {
-                    bias: bias.map(w),
-                    activation: *act,
-                };
+                let epi = Epilogue::new(bias.map(w), *act);
                 let index = &sparse[*index];
                 f(
                     &index.rows(w(*values), 0..index.blocks()),
@@ -481,6 +494,7 @@ impl Step {
                 weight,
                 bias,
                 act,
+                residual,
                 split: channels,
                 x,
                 y,
@@ -488,6 +502,7 @@ impl Step {
                 let (src, out) = split(arena, y);
                 let epi = Epilogue {
                     bias: bias.map(w),
+                    residual: residual.as_ref().map(|r| src.get(r)),
                     activation: *act,
                 };
                 match pool {
@@ -502,15 +517,16 @@ impl Step {
                 weight,
                 bias,
                 act,
+                split: parts,
                 x,
                 y,
             } => {
                 let (src, out) = split(arena, y);
-                let epi = Epilogue {
-                    bias: bias.map(w),
-                    activation: *act,
-                };
-                f(src.get(x), w(*weight), &epi, out);
+                let epi = Epilogue::new(bias.map(w), *act);
+                match pool {
+                    Some(pool) if *parts => gemm_split(pool, *f, src.get(x), w(*weight), &epi, out),
+                    _ => f(src.get(x), w(*weight), &epi, out),
+                }
             }
             Step::Binary {
                 kind,

@@ -26,8 +26,9 @@ pub enum Retain {
 pub struct Options {
     /// Threads that run a session's kernels (0 and 1: the calling thread only; at most
     /// [`crate::thread_pool::MAX_THREADS`]). Above 1, the session starts `threads - 1`
-    /// workers, and 1x1 convolutions large enough to pay for it are split over output
-    /// channels between them; results are bitwise identical for any count.
+    /// workers, and convolutions (pointwise, depthwise, grouped, full, sparse) and Gemms
+    /// large enough to pay for it are split over output channels between them; results are
+    /// bitwise identical for any count.
     pub threads: usize,
     /// Instruction set; `None` picks the best available, or `PRUNUS_ISA` if set.
     pub isa: Option<Isa>,

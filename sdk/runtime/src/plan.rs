@@ -6,11 +6,19 @@
 //! - a `Concat` input computed by an op is written straight into its channel range of the
 //!   concat output, so the concat itself copies nothing for it.
 //!
+//! A residual `Add` fused into its convolution ([`Residual`]) is planned as that
+//! convolution reading the skip tensor and writing the Add's output: the skip lives until
+//! the convolution runs, never shares memory with the output (the kernels could read each
+//! residual value before writing the same element, but the planner does not rely on it),
+//! and the convolution's own output is never materialised.
+//!
 //! Each chain of such aliases ends in a root buffer whose lifetime is the union of its
 //! members'. Roots are placed greedily, largest first, at the lowest offset that does not
 //! overlap a root alive at the same time (the classic offset-calculation heuristic).
 
 use prunus_format::{Graph, Op};
+
+use crate::exec::Residual;
 
 /// Offsets are multiples of this many `f32`s (64 bytes).
 pub const ALIGN_ELEMS: usize = 16;
@@ -75,8 +83,9 @@ fn homes(graph: &Graph) -> Vec<Option<(usize, usize)>> {
     home
 }
 
-/// Plans the arena for `graph`; `retain[t]` keeps tensor `t` alive to the end of a run.
-pub fn plan(graph: &Graph, retain: &[bool]) -> Plan {
+/// Plans the arena for `graph`; `retain[t]` keeps tensor `t` alive to the end of a run;
+/// `fused` are the residual adds run by their convolutions.
+pub fn plan(graph: &Graph, retain: &[bool], fused: &[Residual]) -> Plan {
     let n = graph.tensors.len();
     let home = homes(graph);
     let mut root = vec![0usize; n];
@@ -103,9 +112,25 @@ pub fn plan(graph: &Graph, retain: &[bool]) -> Plan {
     for &t in &graph.inputs {
         touch(t as usize, 0);
     }
+    let mut absorbed = vec![false; graph.nodes.len()];
+    let mut by_conv = vec![None; graph.nodes.len()];
+    for r in fused {
+        absorbed[r.add] = true;
+        by_conv[r.conv] = Some(r);
+    }
     for (k, node) in graph.nodes.iter().enumerate() {
-        for &t in node.inputs.iter().chain(&node.outputs) {
-            touch(t as usize, k + 1);
+        match by_conv[k] {
+            _ if absorbed[k] => {}
+            Some(r) => {
+                for &t in node.inputs.iter().chain([&r.skip, &r.out]) {
+                    touch(t as usize, k + 1);
+                }
+            }
+            None => {
+                for &t in node.inputs.iter().chain(&node.outputs) {
+                    touch(t as usize, k + 1);
+                }
+            }
         }
     }
     for &t in &graph.outputs {

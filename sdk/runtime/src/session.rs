@@ -11,7 +11,9 @@ use prunus_format::{Encoding, Layout, Node, Op, WeightId};
 
 use crate::affinity::{self, CpuMask};
 use crate::error::Error;
-use crate::exec::{SparseUse, Step, WeightRef, lower, lower_sparse, sparse_use};
+use crate::exec::{
+    Residual, SparseUse, Step, WeightRef, lower, lower_sparse, residuals, sparse_use,
+};
 use crate::kernels::sparse::SparseIndex;
 use crate::kernels::split::sparse_parts;
 use crate::kernels::{Isa, KernelTable};
@@ -35,6 +37,8 @@ pub struct SessionReport {
     pub sparse_index_bytes: usize,
     /// Bytes of the sparse convolutions' im2col scratch buffer.
     pub scratch_bytes: usize,
+    /// Residual adds fused into the convolution that produces one of their operands.
+    pub fused_residuals: usize,
     /// Activation arena size in bytes.
     pub arena_bytes: usize,
     /// Sum of all activation tensor sizes in bytes (what the arena would be without reuse).
@@ -102,7 +106,14 @@ impl<'a> Session<'a> {
                 }
             }
         }
-        let plan = plan(graph, &retain);
+        let fused = residuals(graph, &retain);
+        let plan = plan(graph, &retain, &fused);
+        let mut absorbed = vec![false; graph.nodes.len()];
+        let mut by_conv: Vec<Option<&Residual>> = vec![None; graph.nodes.len()];
+        for r in &fused {
+            absorbed[r.add] = true;
+            by_conv[r.conv] = Some(r);
+        }
 
         let mut weights = SessionWeights {
             model: &model,
@@ -124,7 +135,14 @@ impl<'a> Session<'a> {
         }
         let mut steps = Vec::new();
         for (k, node) in graph.nodes.iter().enumerate() {
-            if let Some(step) = weights.lower_sparse(&plan, &table, node, options.threads)? {
+            // A fused Add runs in its convolution's step (profiles count it there).
+            if absorbed[k] {
+                continue;
+            }
+            let residual = by_conv[k];
+            if let Some(step) =
+                weights.lower_sparse(&plan, &table, node, options.threads, residual)?
+            {
                 steps.push((k, step));
                 continue;
             }
@@ -132,7 +150,7 @@ impl<'a> Session<'a> {
             let refs = &weights.refs;
             let weight = |id: WeightId| refs[id as usize].unwrap_or(WeightRef::Mapped(id));
             steps.extend(
-                lower(graph, &plan, &table, &weight, node)
+                lower(graph, &plan, &table, &weight, node, residual)
                     .into_iter()
                     .map(|s| (k, s)),
             );
@@ -144,6 +162,7 @@ impl<'a> Session<'a> {
             mut report,
             ..
         } = weights;
+        report.fused_residuals = fused.len();
         report.arena_bytes = plan.arena_len * 4;
         report.unshared_bytes = graph.tensors.iter().map(|t| t.numel() * 4).sum();
         report.scratch_bytes = scratch_len * 4;
@@ -351,13 +370,15 @@ impl SessionWeights<'_, '_> {
     }
 
     /// The step of a Conv or Gemm `node` whose weight is sparse and which the sparse kernels
-    /// cover (checking every column index); `None` for every other node.
+    /// cover (checking every column index); `None` for every other node. `residual` is
+    /// the Add fused into the node.
     fn lower_sparse(
         &mut self,
         plan: &Plan,
         table: &KernelTable,
         node: &Node,
         threads: usize,
+        residual: Option<&Residual>,
     ) -> Result<Option<Step>, Error> {
         let graph = self.model.graph();
         let (id, bias) = match &node.op {
@@ -411,6 +432,7 @@ impl SessionWeights<'_, '_> {
             values,
             bias,
             parts,
+            residual,
         );
         Ok(Some(step))
     }

@@ -1,6 +1,9 @@
 //! The memory plan (buffer reuse, aliasing slices and reshapes, concat written in place)
 //! never lets a live tensor be overwritten: random graphs of channel-wise ops run through a
-//! session equal a naive interpreter that gives every tensor its own buffer.
+//! session equal a naive interpreter that gives every tensor its own buffer. Pointwise
+//! convolutions followed by an Add of a skip tensor cover the residual adds the session
+//! fuses into the convolution (the skip must outlive the convolution, the output must not
+//! overlap it).
 
 use proptest::prelude::*;
 use prunus_format::builder::ModelBuilder;
@@ -16,6 +19,9 @@ enum Action {
     Shuffle(usize),
     Reshape(usize),
     Conv1x1(usize, u32),
+    /// `act(conv1x1(t) + u)`, the convolution's output channels those of `u`; the bool
+    /// orders the Add's operands, the activation is the Add's.
+    ConvAdd(usize, usize, bool, bool),
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -27,13 +33,49 @@ fn action() -> impl Strategy<Value = Action> {
         (i.clone(), 0u32..16, 1u32..16).prop_map(|(a, s, l)| Action::Slice(a, s, l)),
         i.clone().prop_map(Action::Shuffle),
         i.clone().prop_map(Action::Reshape),
-        (i, 1u32..12).prop_map(|(a, c)| Action::Conv1x1(a, c)),
+        (i.clone(), 1u32..12).prop_map(|(a, c)| Action::Conv1x1(a, c)),
+        (i.clone(), i, any::<bool>(), any::<bool>())
+            .prop_map(|(a, b, swap, relu)| Action::ConvAdd(a, b, swap, relu)),
     ]
 }
 
 /// Values of every tensor, computed naively from its inputs.
 struct Naive {
     values: Vec<Vec<f32>>,
+}
+
+/// A 1x1 convolution of `t` to `oc` channels (no bias, no activation) and its naive value.
+fn conv1x1(
+    b: &mut ModelBuilder,
+    naive: &Naive,
+    name: &str,
+    t: TensorId,
+    oc: u32,
+) -> (Op, Vec<f32>) {
+    let s = b.shape(t).to_vec();
+    let (c, hw) = (s[1] as usize, (s[2] * s[3]) as usize);
+    let w: Vec<f32> = (0..oc as usize * c)
+        .map(|k| ((k * 31) % 11) as f32 / 11.0 - 0.5)
+        .collect();
+    let x = &naive.values[t as usize];
+    let mut v = vec![0.0; oc as usize * hw];
+    for o in 0..oc as usize {
+        for p in 0..hw {
+            v[o * hw + p] = (0..c).map(|i| w[o * c + i] * x[i * hw + p]).sum();
+        }
+    }
+    let weight = b.add_weight(&format!("{name}.w"), &[oc, c as u32, 1, 1], w);
+    let conv = Conv {
+        weight,
+        bias: None,
+        kernel: [1, 1],
+        stride: [1, 1],
+        pads: [0; 4],
+        dilation: [1, 1],
+        groups: 1,
+        activation: Activation::None,
+    };
+    (Op::Conv(conv), v)
 }
 
 fn build(actions: &[Action], c0: u32, hw: u32) -> (ModelBuilder, Naive) {
@@ -127,30 +169,37 @@ fn build(actions: &[Action], c0: u32, hw: u32) -> (ModelBuilder, Naive) {
             }
             Action::Conv1x1(i, oc) => {
                 let t = pick(*i);
-                let s = b.shape(t).to_vec();
-                let (c, hw) = (s[1] as usize, (s[2] * s[3]) as usize);
-                let w: Vec<f32> = (0..*oc as usize * c)
-                    .map(|k| ((k * 31) % 11) as f32 / 11.0 - 0.5)
-                    .collect();
-                let x = &naive.values[t as usize];
-                let mut v = vec![0.0; *oc as usize * hw];
-                for o in 0..*oc as usize {
-                    for p in 0..hw {
-                        v[o * hw + p] = (0..c).map(|i| w[o * c + i] * x[i * hw + p]).sum();
-                    }
+                let (op, v) = conv1x1(&mut b, &naive, &name, t, *oc);
+                (op, vec![t], None, v)
+            }
+            Action::ConvAdd(i, j, swap, relu) => {
+                let (t, u) = (pick(*i), pick(*j));
+                if b.shape(t)[2..] != b.shape(u)[2..] {
+                    continue;
                 }
-                let weight = b.add_weight(&format!("{name}.w"), &[*oc, c as u32, 1, 1], w);
-                let conv = Conv {
-                    weight,
-                    bias: None,
-                    kernel: [1, 1],
-                    stride: [1, 1],
-                    pads: [0; 4],
-                    dilation: [1, 1],
-                    groups: 1,
-                    activation: Activation::None,
+                let oc = b.shape(u)[1];
+                let (op, v) = conv1x1(&mut b, &naive, &format!("{name}.conv"), t, oc);
+                let conv = b
+                    .add_node(&format!("{name}.conv"), op, &[t])
+                    .expect("valid conv");
+                let act = if *relu {
+                    Activation::Relu
+                } else {
+                    Activation::None
                 };
-                (Op::Conv(conv), vec![t], None, v)
+                let sum = v
+                    .iter()
+                    .zip(&naive.values[u as usize])
+                    .map(|(x, y)| act.apply(x + y))
+                    .collect();
+                naive.values.push(v);
+                live.push(conv);
+                let op = Op::Binary {
+                    kind: BinaryKind::Add,
+                    activation: act,
+                };
+                let inputs = if *swap { vec![u, conv] } else { vec![conv, u] };
+                (op, inputs, None, sum)
             }
         };
         let out = b
@@ -190,6 +239,10 @@ proptest! {
         for retain in [prunus::Retain::Outputs, prunus::Retain::All] {
             let all = retain == prunus::Retain::All;
             let mut session = model.session(prunus::Options { retain, ..Default::default() }).unwrap();
+            if all {
+                // Every tensor stays readable: no convolution output is fused away.
+                prop_assert_eq!(session.report().fused_residuals, 0);
+            }
             session.run(&[input]).unwrap();
             for (k, &t) in outs.iter().enumerate() {
                 prop_assert!(close(session.output(k).unwrap(), &naive.values[t as usize]), "output {k} (tensor {t})");

@@ -11,15 +11,6 @@ mod common;
 #[global_allocator]
 static GLOBAL: common::Counting = common::Counting;
 
-/// The allocation count is process-wide: tests of this binary take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// Deterministic values with about `sparsity` of them zero.
 fn values(n: usize, seed: usize, sparsity: f64) -> Vec<f32> {
     (0..n)
@@ -147,7 +138,7 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
 
 #[test]
 fn sparse_model_matches_dense_model_on_every_isa() {
-    let _serial = serial();
+    let _serial = common::serial();
     let net = small_net();
     let (dense, sparse) = (net.bytes(false), net.bytes(true));
     let dense = Model::from_bytes(dense.as_bytes()).unwrap();
@@ -188,7 +179,7 @@ fn big_net() -> Net {
 
 #[test]
 fn any_thread_count_gives_identical_outputs_without_allocating() {
-    let _serial = serial();
+    let _serial = common::serial();
     let net = big_net();
     let (dense, sparse) = (net.bytes(false), net.bytes(true));
     let dense = Model::from_bytes(dense.as_bytes()).unwrap();
@@ -257,7 +248,7 @@ fn sparse_parts(bytes: &[u8], name: &str) -> (usize, usize, Vec<usize>, usize) {
 
 #[test]
 fn corrupt_sparse_indices_are_an_error_at_session_creation() {
-    let _serial = serial();
+    let _serial = common::serial();
     let net = small_net();
     let good = net.bytes(true).as_bytes().to_vec();
     // A delta past the last column, a repeated column, and a block count larger than what

@@ -2,7 +2,7 @@
 
 use prunus_format::{Activation, Graph, Node, Op};
 
-use super::{Step, WeightRef, conv_geom};
+use super::{Residual, Step, WeightRef, conv_geom};
 use crate::kernels::sparse::SparseSource;
 use crate::kernels::{ConvGeom, KernelTable};
 use crate::plan::Plan;
@@ -42,7 +42,7 @@ pub fn sparse_use(graph: &Graph, node: &Node) -> Option<SparseUse> {
 
 /// Lowers a Conv or Gemm node whose weight runs sparse (`index` in the session's sparse
 /// indices, `values` its stored values) to its step; `parts` splits a convolution over
-/// threads (1: one call).
+/// threads (1: one call); `residual` is the Add fused into the convolution, if any.
 #[allow(clippy::too_many_arguments)] // the node, its sparse use and the session's choices
 pub fn lower_sparse(
     graph: &Graph,
@@ -54,14 +54,15 @@ pub fn lower_sparse(
     values: WeightRef,
     bias: Option<WeightRef>,
     parts: usize,
+    residual: Option<&Residual>,
 ) -> Step {
-    let (x, y) = (
-        plan.range(graph, node.inputs[0]),
-        plan.range(graph, node.outputs[0]),
-    );
-    let act = match &node.op {
-        Op::Conv(c) => c.activation,
-        Op::Gemm { activation, .. } => *activation,
+    let range = |id: u32| plan.range(graph, id);
+    let x = range(node.inputs[0]);
+    let y = range(residual.map_or(node.outputs[0], |r| r.out));
+    let act = match (&node.op, residual) {
+        (_, Some(r)) => r.activation,
+        (Op::Conv(c), None) => c.activation,
+        (Op::Gemm { activation, .. }, None) => *activation,
         _ => Activation::None,
     };
     match sparse {
@@ -73,6 +74,7 @@ pub fn lower_sparse(
             values,
             bias,
             act,
+            residual: residual.map(|r| range(r.skip)),
             parts,
             x,
             y,

@@ -47,13 +47,30 @@ pub struct ConvGeom {
     pub groups: usize,
 }
 
-/// What is applied to each output value after the accumulation: `act(acc + bias[o])`.
+/// What is applied to each output value after the accumulation:
+/// `act(acc + bias[o] + residual[i])`, added in that order.
 #[derive(Clone, Copy, Debug)]
 pub struct Epilogue<'a> {
     /// Per-output-channel bias, if any.
     pub bias: Option<&'a [f32]>,
+    /// A tensor of the output's shape added after the bias (a residual `Add` fused into the
+    /// producing convolution). Only the flat pointwise kernels ([`KernelTable::conv1x1`],
+    /// stride 1, no padding, more than one pixel) and [`KernelTable::sparse_conv`] read
+    /// it; lowering gives it to no other kernel. Must not overlap the output.
+    pub residual: Option<&'a [f32]>,
     /// Activation applied last.
     pub activation: Activation,
+}
+
+impl<'a> Epilogue<'a> {
+    /// `act(acc + bias[o])`, no residual.
+    pub fn new(bias: Option<&'a [f32]>, activation: Activation) -> Self {
+        Epilogue {
+            bias,
+            residual: None,
+            activation,
+        }
+    }
 }
 
 /// Geometry of a pooling window over CHW data.

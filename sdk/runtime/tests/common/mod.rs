@@ -10,6 +10,15 @@ pub struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
+/// The allocation count is process-wide: tests of one binary that count take turns by
+/// holding this guard.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Allocations (and reallocations) made so far by the whole process.
 pub fn allocations() -> usize {
     ALLOCATIONS.load(Ordering::SeqCst)

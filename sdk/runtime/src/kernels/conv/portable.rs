@@ -373,10 +373,7 @@ mod tests {
         .geom();
         let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let mut y = [0.0; 9];
-        let epi = Epilogue {
-            bias: Some(&[-1.0]),
-            activation: Activation::None,
-        };
+        let epi = Epilogue::new(Some(&[-1.0]), Activation::None);
         conv_generic(&g, &x, &[1.0; 9], &epi, &mut y);
         assert_eq!(y, [11.0, 20.0, 15.0, 26.0, 44.0, 32.0, 23.0, 38.0, 27.0]);
     }

@@ -114,10 +114,7 @@ pub(crate) fn run_each(
     let bias = fill(&mut r, g.out_c);
     let bias = with_bias.then_some(&bias[..]);
     let want = naive(&g, &x, &w, bias, act);
-    let epi = Epilogue {
-        bias,
-        activation: act,
-    };
+    let epi = Epilogue::new(bias, act);
     for (name, kernel) in kernels {
         let mut y = vec![f32::NAN; want.len()];
         kernel(&g, &x, &w, &epi, &mut y);

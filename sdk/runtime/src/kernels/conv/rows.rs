@@ -7,8 +7,8 @@
 //! makes every tap of every output vector an in-bounds, unconditional vector load: the
 //! borders need no separate code. For `ST = 2` the slot is split into two *phases*, the
 //! even and the odd columns, so that tap `kx` reads phase `kx % 2` at offset `ox + kx / 2`:
-//! a contiguous load instead of a strided gather. (The copy is plain Rust inside the ISA's
-//! `#[target_feature]` context; LLVM turns the de-interleave into shuffles.)
+//! a contiguous load instead of a strided gather; the copy de-interleaves with
+//! [`Simd::deinterleave`].
 //!
 //! All rows of a strip read the same columns, so the padding positions are written once per
 //! strip and each row copy writes only its [`Span`]. The direct convolution keeps its rows
@@ -69,7 +69,7 @@ impl Span {
                 }
                 let (m, base) = (src.len() / 2, at / 2);
                 let (e, o) = (&mut even[base..base + m], &mut odd[base..base + m]);
-                deinterleave(&src[..2 * m], e, o);
+                deinterleave(s, &src[..2 * m], e, o);
                 if src.len() % 2 == 1 {
                     even[base + m] = src[2 * m];
                 }
@@ -118,46 +118,35 @@ pub(crate) fn phases<const ST: usize>(slot: &mut [f32], pw: usize) -> [&mut [f32
     std::array::from_fn(|_| chunks.next().expect("ST phases"))
 }
 
-/// Pairs of values per de-interleaving block (x86-64).
-const BLOCK: usize = 8;
-
-/// `even[i] = pairs[2i]`, `odd[i] = pairs[2i + 1]`. The form is chosen per architecture
-/// from the code LLVM generates: on aarch64 a plain indexed loop becomes `ld2` (with a tail
-/// of at most 7 pairs); on x86-64 the same loop was vectorised 32 pairs at a time with a
-/// scalar tail of up to 31 pairs per row, which cost more than the stride-2 taps themselves
-/// on 112-column rows, so fixed blocks of [`BLOCK`] pairs (the last one overlapping its
-/// predecessor) that the SLP vectoriser turns into shuffles.
+/// `even[i] = pairs[2i]`, `odd[i] = pairs[2i + 1]`, by [`Simd::load_deinterleaved`] of two
+/// vectors at a time, the last pair of vectors overlapping its predecessor (a plain loop
+/// was vectorised by LLVM with a scalar tail of up to 31 pairs per row on x86-64, which
+/// cost more than the stride-2 taps themselves); fewer pairs than a vector, partially.
 #[inline(always)]
-fn deinterleave(pairs: &[f32], even: &mut [f32], odd: &mut [f32]) {
-    let m = even.len();
-    if cfg!(target_arch = "aarch64") || m < BLOCK {
-        let (p, e, o) = (&pairs[..2 * m], &mut even[..m], &mut odd[..m]);
-        for i in 0..m {
-            e[i] = p[2 * i];
-            o[i] = p[2 * i + 1];
-        }
+fn deinterleave<S: Simd>(s: S, pairs: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let (m, l) = (even.len(), S::LANES);
+    let (p, e, o) = (&pairs[..2 * m], &mut even[..m], &mut odd[..m]);
+    if m < l {
+        let (ev, ov) = s.deinterleave(s.load_partial(p), s.load_partial(&p[l.min(2 * m)..]));
+        s.store_partial(ev, e);
+        s.store_partial(ov, o);
         return;
     }
-    let mut i = 0;
-    while i + BLOCK <= m {
-        deinterleave_block(pairs, even, odd, i);
-        i += BLOCK;
+    let (pv, ev, ov) = (
+        p.chunks_exact(2 * l),
+        e.chunks_exact_mut(l),
+        o.chunks_exact_mut(l),
+    );
+    for ((src, e), o) in pv.zip(ev).zip(ov) {
+        let (ev, ov) = s.load_deinterleaved(src);
+        s.store(ev, e);
+        s.store(ov, o);
     }
-    if i < m {
-        deinterleave_block(pairs, even, odd, m - BLOCK);
-    }
-}
-
-/// One block of [`deinterleave`] at pair `from` (a function, not a closure: a closure LLVM
-/// does not inline is compiled without the ISA's features, and is scalar).
-#[inline(always)]
-fn deinterleave_block(pairs: &[f32], even: &mut [f32], odd: &mut [f32], from: usize) {
-    let p: &[f32; 2 * BLOCK] = pairs[2 * from..][..2 * BLOCK].try_into().unwrap();
-    let e: &mut [f32; BLOCK] = (&mut even[from..from + BLOCK]).try_into().unwrap();
-    let o: &mut [f32; BLOCK] = (&mut odd[from..from + BLOCK]).try_into().unwrap();
-    for i in 0..BLOCK {
-        e[i] = p[2 * i];
-        o[i] = p[2 * i + 1];
+    if !m.is_multiple_of(l) {
+        let at = m - l;
+        let (ev, ov) = s.load_deinterleaved(&p[2 * at..]);
+        s.store(ev, &mut e[at..]);
+        s.store(ov, &mut o[at..]);
     }
 }
 

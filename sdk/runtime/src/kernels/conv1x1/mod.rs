@@ -1,5 +1,5 @@
-//! 1x1 (pointwise) convolutions: `Y[O, HW] = W[O, I] X[I, HW]` with fused bias and
-//! activation.
+//! 1x1 (pointwise) convolutions: `Y[O, HW] = W[O, I] X[I, HW]` with fused bias, residual
+//! (ungrouped, stride 1, no padding) and activation.
 //!
 //! - [`conv1x1`] (`portable.rs`): ungrouped, any stride and padding, plain Rust.
 //! - [`conv1x1_simd`], [`group_conv1x1_simd`] (`simd.rs`, micro-kernel in `tile.rs`):
@@ -12,7 +12,7 @@ pub(crate) mod reference;
 mod simd;
 #[cfg(test)]
 mod tests;
-mod tile;
+pub(crate) mod tile;
 
 pub use portable::conv1x1;
 pub use simd::{conv1x1_simd, group_conv1x1_simd};

@@ -46,6 +46,11 @@ pub fn conv1x1(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue, y: &mut [f32]
         return;
     }
     let fast = g.stride == [1, 1] && g.pads == [0; 4];
+    assert!(
+        epi.residual
+            .is_none_or(|r| fast && ic > 0 && r.len() == y.len()),
+        "conv1x1: a residual needs a flat convolution and the output's length"
+    );
     if ic == 0 || in_hw == 0 {
         // No input values: every output is the epilogue of an empty sum.
         for (o, plane) in y.chunks_exact_mut(out_hw).enumerate() {
@@ -86,20 +91,21 @@ fn flat(ic: usize, oc: usize, hw: usize, x: &[f32], w: &[f32], epi: &Epilogue, y
             let rows = PANEL.min(oc - o0);
             let bias = panel_bias(epi, o0, rows);
             let yp = &mut y[o0 * hw..(o0 + rows) * hw];
+            let res = epi.residual.map(|r| &r[o0 * hw..(o0 + rows) * hw]);
             let mut col = b0;
             while col + TILE <= b1 {
                 let acc = tile::<TILE>(wp, x, hw, col, 1);
-                store(&acc, &bias, act, yp, hw, col);
+                store(&acc, &bias, res, act, yp, hw, col);
                 col += TILE;
             }
             if col + 4 <= b1 {
                 let acc = tile::<4>(wp, x, hw, col, 1);
-                store(&acc, &bias, act, yp, hw, col);
+                store(&acc, &bias, res, act, yp, hw, col);
                 col += 4;
             }
             while col < b1 {
                 let acc = tile::<1>(wp, x, hw, col, 1);
-                store(&acc, &bias, act, yp, hw, col);
+                store(&acc, &bias, res, act, yp, hw, col);
                 col += 1;
             }
         }
@@ -140,17 +146,17 @@ fn strided(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue, y: &mut [f32]) {
             let mut ox = ox0;
             while ox + TILE <= ox1 {
                 let acc = tile::<TILE>(wp, x, in_hw, src(ox), sw);
-                store(&acc, &bias, act, yp, out_hw, row0 + ox);
+                store(&acc, &bias, None, act, yp, out_hw, row0 + ox);
                 ox += TILE;
             }
             if ox + 4 <= ox1 {
                 let acc = tile::<4>(wp, x, in_hw, src(ox), sw);
-                store(&acc, &bias, act, yp, out_hw, row0 + ox);
+                store(&acc, &bias, None, act, yp, out_hw, row0 + ox);
                 ox += 4;
             }
             while ox < ox1 {
                 let acc = tile::<1>(wp, x, in_hw, src(ox), sw);
-                store(&acc, &bias, act, yp, out_hw, row0 + ox);
+                store(&acc, &bias, None, act, yp, out_hw, row0 + ox);
                 ox += 1;
             }
         }
@@ -187,19 +193,32 @@ fn tile<const T: usize>(
     acc
 }
 
-/// Writes the first `rows` rows of a tile (`yp.len() / plane` rows) at column `col`.
+/// Writes the first `rows` rows of a tile (`yp.len() / plane` rows) at column `col`,
+/// adding the residual rows `res` (same shape as `yp`) after the bias.
 #[inline(always)]
 fn store<const T: usize>(
     acc: &[[f32; T]; PANEL],
     bias: &[f32; PANEL],
+    res: Option<&[f32]>,
     act: Activation,
     yp: &mut [f32],
     plane: usize,
     col: usize,
 ) {
-    for ((yrow, a), &b) in yp.chunks_exact_mut(plane).zip(acc).zip(bias) {
-        for (out, &v) in yrow[col..col + T].iter_mut().zip(a) {
-            *out = act.apply(v + b);
+    for (r, ((yrow, a), &b)) in yp.chunks_exact_mut(plane).zip(acc).zip(bias).enumerate() {
+        let out = &mut yrow[col..col + T];
+        match res {
+            Some(res) => {
+                let rs = &res[r * plane + col..r * plane + col + T];
+                for ((out, &v), &rv) in out.iter_mut().zip(a).zip(rs) {
+                    *out = act.apply(v + b + rv);
+                }
+            }
+            None => {
+                for (out, &v) in out.iter_mut().zip(a) {
+                    *out = act.apply(v + b);
+                }
+            }
         }
     }
 }
@@ -246,16 +265,7 @@ mod tests {
         let want = naive(&g, &x, &w_rm, bias, act);
         let w = pack_panel8(&w_rm, out_c, in_c);
         let mut y = vec![f32::NAN; want.len()];
-        conv1x1(
-            &g,
-            &x,
-            &w,
-            &Epilogue {
-                bias,
-                activation: act,
-            },
-            &mut y,
-        );
+        conv1x1(&g, &x, &w, &Epilogue::new(bias, act), &mut y);
         assert_close(&y, &want)
     }
 
@@ -315,10 +325,7 @@ mod tests {
         };
         let w = pack_panel8(&[2.0, -1.0], 2, 1);
         let bias = [0.5, -0.25];
-        let epi = Epilogue {
-            bias: Some(&bias),
-            activation: Activation::Relu,
-        };
+        let epi = Epilogue::new(Some(&bias), Activation::Relu);
         let mut y = [f32::NAN; 18];
         conv1x1(&g, &[3.0], &w, &epi, &mut y);
         let mut want = [0.5f32; 18];

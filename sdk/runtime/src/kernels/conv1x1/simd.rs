@@ -32,7 +32,7 @@ pub fn conv1x1_simd<S: Simd>(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue,
     let hw = g.in_h * g.in_w;
     let flat = g.stride == [1, 1] && g.pads == [0; 4] && g.groups == 1 && g.kernel == [1, 1];
     match S::detect() {
-        Some(_) if flat && hw == 1 => gemm_simd::<S>(x, w, epi, y),
+        Some(_) if flat && hw == 1 && epi.residual.is_none() => gemm_simd::<S>(x, w, epi, y),
         Some(s) if flat && hw > 0 && g.in_c > 0 && g.out_c > 0 => {
             check(
                 g,
@@ -102,6 +102,10 @@ fn check(g: &ConvGeom, x: &[f32], w_len: usize, epi: &Epilogue, y: &[f32], want_
         epi.bias.is_none_or(|b| b.len() == g.out_c),
         "conv1x1: bias length"
     );
+    assert!(
+        epi.residual.is_none_or(|r| r.len() == y.len()),
+        "conv1x1: residual length"
+    );
 }
 
 /// A checked stride-1 pointwise convolution.
@@ -165,6 +169,7 @@ impl Pointwise<'_> {
                             bias: tile_bias::<S, R>(s, epi.bias, o0, rows),
                             act: &act,
                             rows,
+                            residual: epi.residual.map(|r| &r[o0 * hw..(o0 + rows) * hw]),
                         };
                         let yt = &mut y[o0 * hw..(o0 + rows) * hw];
                         match h {
@@ -191,6 +196,7 @@ impl Pointwise<'_> {
                             bias: tile_bias::<S, R>(s, epi.bias, o0, rows),
                             act: &act,
                             rows,
+                            residual: epi.residual.map(|r| &r[o0 * hw..(o0 + rows) * hw]),
                         };
                         let yt = &mut y[o0 * hw..(o0 + rows) * hw];
                         pixels::<S, _, R, NV>(s, wr, xg, &out, yt, hw, &cols);

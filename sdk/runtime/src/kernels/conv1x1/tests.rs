@@ -10,7 +10,9 @@ use prunus_format::Activation;
 use prunus_format::layout::pack_panel8;
 
 /// One case on every available ISA: `groups == 1` runs `conv1x1` on Panel8 weights,
-/// otherwise `group_conv1x1` on row-major weights.
+/// otherwise `group_conv1x1` on row-major weights; `residual` adds a random tensor in the
+/// epilogue (`act(conv + bias + residual)`).
+#[allow(clippy::too_many_arguments)] // the case's independent parameters
 fn run(
     sizes: (usize, usize, usize, usize),
     stride: [usize; 2],
@@ -18,6 +20,7 @@ fn run(
     groups: usize,
     act: Activation,
     with_bias: bool,
+    residual: bool,
     seed: u64,
 ) -> Result<(), TestCaseError> {
     let g = geom(sizes, stride, pads, groups);
@@ -26,15 +29,23 @@ fn run(
     let w_rm = fill(&mut r, g.out_c * g.in_c / groups);
     let bias = fill(&mut r, g.out_c);
     let bias = with_bias.then_some(&bias[..]);
-    let want = naive(&g, &x, &w_rm, bias, act);
+    let res = fill(&mut r, g.out_c * g.out_h * g.out_w);
+    let want = match residual {
+        false => naive(&g, &x, &w_rm, bias, act),
+        true => naive(&g, &x, &w_rm, bias, Activation::None)
+            .iter()
+            .zip(&res)
+            .map(|(&v, &rv)| act.apply(v + rv))
+            .collect(),
+    };
     let w = if groups == 1 {
         pack_panel8(&w_rm, g.out_c, g.in_c)
     } else {
         w_rm
     };
     let epi = Epilogue {
-        bias,
-        activation: act,
+        residual: residual.then_some(&res[..]),
+        ..Epilogue::new(bias, act)
     };
     for &isa in Isa::available() {
         let table = KernelTable::for_isa(isa);
@@ -57,8 +68,9 @@ proptest! {
     fn pointwise_stride1_matches_reference_on_every_isa(
         in_c in 1usize..=37, out_c in 1usize..=37, h in 1usize..=23, w in 1usize..=29,
         act in any_activation(), with_bias in any::<bool>(), seed in any::<u64>(),
+        with_residual in any::<bool>(),
     ) {
-        run((in_c, out_c, h, w), [1, 1], [0; 4], 1, act, with_bias, seed)?;
+        run((in_c, out_c, h, w), [1, 1], [0; 4], 1, act, with_bias, with_residual, seed)?;
     }
 
     #[test]
@@ -67,7 +79,7 @@ proptest! {
         sh in 1usize..=2, sw in 1usize..=2, pads in prop::array::uniform4(0usize..=1),
         act in any_activation(), with_bias in any::<bool>(), seed in any::<u64>(),
     ) {
-        run((in_c, out_c, h, w), [sh, sw], pads, 1, act, with_bias, seed)?;
+        run((in_c, out_c, h, w), [sh, sw], pads, 1, act, with_bias, false, seed)?;
     }
 
     #[test]
@@ -76,7 +88,7 @@ proptest! {
         h in 1usize..=17, w in 1usize..=19,
         act in any_activation(), with_bias in any::<bool>(), seed in any::<u64>(),
     ) {
-        run((groups * icg, groups * ocg, h, w), [1, 1], [0; 4], groups, act, with_bias, seed)?;
+        run((groups * icg, groups * ocg, h, w), [1, 1], [0; 4], groups, act, with_bias, false, seed)?;
     }
 }
 
@@ -86,8 +98,8 @@ fn every_activation_both_layouts_and_tails() {
     // whole vectors) and 7x9 = 63; ShuffleNet's 20 channels per group of 3.
     for act in ALL_ACTIVATIONS {
         for (h, w) in [(1, 1), (1, 3), (5, 7), (7, 9)] {
-            run((5, 9, h, w), [1, 1], [0; 4], 1, act, true, 1).unwrap();
-            run((12, 60, h, w), [1, 1], [0; 4], 3, act, true, 2).unwrap();
+            run((5, 9, h, w), [1, 1], [0; 4], 1, act, true, true, 1).unwrap();
+            run((12, 60, h, w), [1, 1], [0; 4], 3, act, true, false, 2).unwrap();
         }
     }
 }
@@ -102,6 +114,7 @@ fn large_planes_cross_pixel_blocks() {
         1,
         Activation::Relu,
         true,
+        true,
         3,
     )
     .unwrap();
@@ -111,6 +124,7 @@ fn large_planes_cross_pixel_blocks() {
         [0; 4],
         3,
         Activation::HardSwish,
+        false,
         false,
         4,
     )

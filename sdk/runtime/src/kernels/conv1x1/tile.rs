@@ -1,6 +1,9 @@
 //! The SIMD micro-kernel of the pointwise convolutions: an `R` (output channels) x
 //! `NV * LANES` (pixels) tile of `Y = W X`, accumulated in registers, with the fused
-//! bias + activation epilogue and the store.
+//! bias + residual + activation epilogue and the store. The residual is loaded into the
+//! registers before the store, but the plane's tail recomputes (and re-stores) pixels
+//! already stored, so the residual must not overlap the output (the planner never places
+//! it there).
 //!
 //! Pixels are the vector dimension: in CHW each input channel's pixels are contiguous, so
 //! per input channel `k` the tile loads `NV` pixel vectors and broadcasts `R` weights, then
@@ -184,6 +187,9 @@ pub(super) struct TileOut<'a, S: Simd, const R: usize> {
     pub act: &'a VecActivation<S>,
     /// Rows actually stored (`<= R`: the last tile of a channel range may be partial).
     pub rows: usize,
+    /// The residual planes of the stored rows (`rows` planes, like the output's), added
+    /// after the bias.
+    pub residual: Option<&'a [f32]>,
 }
 
 impl<S: Simd, const R: usize> TileOut<'_, S, R> {
@@ -205,6 +211,9 @@ impl<S: Simd, const R: usize> TileOut<'_, S, R> {
                 *a = s.add(*a, b);
             }
         }
+        if let Some(res) = self.residual {
+            add_residual(s, &mut acc, res, self.rows, plane, col, n);
+        }
         self.act.apply_all(s, acc.as_flattened_mut());
         for (yrow, accr) in y.chunks_exact_mut(plane).take(self.rows).zip(&acc) {
             if n == NV * l {
@@ -215,6 +224,32 @@ impl<S: Simd, const R: usize> TileOut<'_, S, R> {
             } else {
                 s.store_partial(accr[0], &mut yrow[col..col + n]);
             }
+        }
+    }
+}
+
+/// Adds the residual to the first `rows` rows of a tile: `n` pixels (all of the tile if
+/// `n == NV * LANES`) at column `col` of planes of `plane` values. Each residual value is
+/// read before the tile is stored (the output may not overlap the residual anyway).
+#[inline(always)]
+pub(crate) fn add_residual<S: Simd, const R: usize, const NV: usize>(
+    s: S,
+    acc: &mut [[S::V; NV]; R],
+    res: &[f32],
+    rows: usize,
+    plane: usize,
+    col: usize,
+    n: usize,
+) {
+    let l = S::LANES;
+    for (rrow, accr) in res.chunks_exact(plane).take(rows).zip(acc.iter_mut()) {
+        if n == NV * l {
+            let rs = &rrow[col..col + NV * l];
+            for (v, a) in accr.iter_mut().enumerate() {
+                *a = s.add(*a, s.load(&rs[v * l..]));
+            }
+        } else {
+            accr[0] = s.add(accr[0], s.load_partial(&rrow[col..col + n]));
         }
     }
 }

@@ -5,7 +5,8 @@
 //! the input rows the block reads are copied once into a stack buffer, zero-padded (rows
 //! of the vertical padding are zero rows) and for stride 2 de-interleaved ([`Span`]),
 //! so that every tap of every output vector is an unconditional, in-bounds load with no
-//! border code. Output rows go in bands of `RH` = 2 (the input rows they share are loaded
+//! border code. Blocks are sized to stay in L1 ([`BLOCK_VALUES`]). Output rows go in bands
+//! of `RH` = 2 (4 for 3x3 stride-1 rows of one vector; the input rows they share are loaded
 //! once), each band in tiles of `NV` vectors: `K * K` loads and `RH * K * K` FMAs per
 //! vector with the weights in registers, then bias and activation in registers and one
 //! store per vector. A row's last tile ends at the row's end, overlapping its predecessor
@@ -32,6 +33,11 @@ pub(super) fn phase_width(n: usize, k: usize, lanes: usize) -> usize {
     (n + k + lanes).next_multiple_of(lanes)
 }
 
+/// Values of padded input rows a block of output rows reads, at most (when a band of rows
+/// fits): blocks sized to stay in L1 while their rows are read (the whole 64 KiB buffer
+/// spilled to L2 between a row's copy and its taps).
+const BLOCK_VALUES: usize = 4096;
+
 // The buffer holds at least the 7-row window of a 5x5 stride-2 band of a full strip.
 const _: () = assert!(BUF >= 7 * 2 * (STRIP + 2 * MAX_LANES));
 
@@ -52,7 +58,11 @@ impl<const K: usize, const ST: usize> SimdKernel for DepthwiseKxK<'_, K, ST> {
         // Bands of RH = 2 output rows read a window of W = K + ST input rows. Tile width NV
         // (vectors): the K * K weights, RH * NV accumulators and NV loaded vectors fit the
         // register file (32: NV 4 for 3x3, 2 for 5x5; 16: NV 2, 5x5 weights spill).
+        // Rows of one vector: bands of 4 rows (4 independent accumulator chains, each
+        // input row loaded once for 4 output rows instead of 2).
+        let narrow = self.g.out_w <= S::LANES;
         match (K, ST, S::REGISTERS >= 32) {
+            (3, 1, _) if narrow => self.planes::<S, 4, 6, 1>(s),
             (3, 1, true) => self.planes::<S, 2, 4, 4>(s),
             (3, 2, true) => self.planes::<S, 2, 5, 4>(s),
             (3, 1, false) => self.planes::<S, 2, 4, 2>(s),
@@ -75,8 +85,9 @@ impl<const K: usize, const ST: usize> DepthwiseKxK<'_, K, ST> {
         let act = VecActivation::new(s, epi.activation);
         let pw = phase_width(STRIP.min(ow), K, S::LANES);
         let slot = ST * pw;
-        // Output rows per block: a multiple of RH whose input rows fit the buffer.
-        let block = ((BUF / slot - K) / ST + 1) / RH * RH;
+        // Output rows per block: a multiple of RH (at least one band) whose input rows fit
+        // the L1-sized budget.
+        let block = (((BLOCK_VALUES / slot).saturating_sub(K) / ST + 1) / RH * RH).max(RH);
         let mut buf = [0.0f32; BUF];
         // The strip whose padding the buffer holds (the same for every channel when the
         // rows fit one strip: set once per call).
@@ -128,6 +139,11 @@ impl<const K: usize, const ST: usize> DepthwiseKxK<'_, K, ST> {
                             let yrows: [&mut [f32]; RH] = from_fn(|_| yrows.next().unwrap());
                             k.band::<W, RH, NV>(s, &rows, yrows);
                             oy += RH;
+                        } else if RH > 2 && oy + 2 <= oy1 {
+                            let (y0, y1) = band[..2 * ow].split_at_mut(ow);
+                            let yrows = [&mut y0[cols.clone()], &mut y1[cols.clone()]];
+                            k.band::<W, 2, NV>(s, &rows, yrows);
+                            oy += 2;
                         } else {
                             k.band::<W, 1, NV>(s, &rows, [&mut band[cols.clone()]]);
                             oy += 1;

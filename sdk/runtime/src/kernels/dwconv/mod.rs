@@ -12,12 +12,19 @@
 //!   of every vector a plain load; the padding is written once per strip, each row copy
 //!   writes only the row (a padded copy per row cost NEON more than the taps on 7x7 planes).
 //! - Stride 2 by de-interleaving that copy into even and odd columns, so each tap is again a
-//!   contiguous load (the [`Simd`] layer has no gather or shuffle; the de-interleave is
-//!   plain Rust that LLVM turns into `ld2` on aarch64 and shuffles on x86-64). Computing
-//!   stride 1 and dropping every other column would double the work.
+//!   contiguous load. The copy de-interleaves two vectors at a time with
+//!   [`Simd::deinterleave`] (two permutes); the auto-vectorised plain-Rust loop it replaced
+//!   left scalar tails on x86-64 and cost more than the taps (MobileNetV2's 112->56 layer
+//!   -25 %, 56->28 -27 % on AVX-512). Computing stride 1 and dropping every other column
+//!   would double the work.
+//! - Rows narrower than a vector end in a masked partial store (AVX2 `vmaskmovps`, AVX-512
+//!   masks; the stack-buffer default went through a `memcpy` call: -20 % on 7x7 planes).
 //! - Bands of 2 output rows, whose shared input rows are loaded once (1.4 NEON instructions
 //!   per FMA in the 3x3 tile), and which keep two accumulator chains per vector on rows
-//!   too narrow for several vectors.
+//!   too narrow for several vectors; bands of 4 rows for 3x3 stride-1 rows of one vector
+//!   (MobileNetV2's 14x14 and 7x7 planes: -10 to -15 % on AVX-512).
+//! - Blocks of rows whose padded copies fit 16 KiB, so they are still in L1 when the taps
+//!   read them (the whole 64 KiB buffer: MobileNetV2's 112->56 stride-2 layer 20 % slower).
 //! - Computing small planes over the flattened plane (vectors across row ends, to fill
 //!   16-lane vectors on 7-column rows) was tried and measured slower everywhere but 7x7 on
 //!   NEON (-10 %); instead AVX-512 hands rows of at most 8 columns to AVX2

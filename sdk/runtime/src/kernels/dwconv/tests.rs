@@ -1,7 +1,7 @@
 //! Every ISA's depthwise kernels against the naive convolution: each fast shape (3x3s1,
 //! 3x3s2, 5x5s1, 5x5s2) over random sizes 1..=40 (odd, narrower and wider than a vector),
 //! every asymmetric padding `0..K`, every activation, bias on and off; other shapes through
-//! the generic path; rows wider than a strip.
+//! the generic path; rows wider than a strip; planes taller than a block.
 
 use super::depthwise_simd;
 use super::kxk::STRIP;
@@ -159,4 +159,22 @@ fn input_smaller_than_the_kernel() {
     run_each(&kernels(), c, Activation::None, true, 8).unwrap();
     let c = case(3, [1, 2], 5, 2, [4, 3, 0, 3]);
     run_each(&kernels(), c, Activation::HardSwish, false, 9).unwrap();
+}
+
+#[test]
+fn planes_taller_than_a_block() {
+    // MobileNetV2's 112x112 stride-1 and stride-2 planes and a tall odd-width plane: several
+    // blocks of rows (each re-copying the rows it shares with the previous block), rows of
+    // several de-interleaved vectors with an overlapping last one.
+    for (k, stride, size, pads) in [
+        (3, 1, [112, 112], [1; 4]),
+        (3, 2, [112, 112], [0, 0, 1, 1]),
+        (3, 2, [131, 57], [1, 2, 1, 0]),
+        (5, 1, [97, 45], [2; 4]),
+        (5, 2, [150, 83], [1, 1, 2, 2]),
+    ] {
+        let c = case(2, size, k, stride, pads);
+        let relu6 = Activation::Clip { min: 0.0, max: 6.0 };
+        run_each(&kernels(), c, relu6, true, 11).unwrap();
+    }
 }

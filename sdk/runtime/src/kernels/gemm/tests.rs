@@ -31,10 +31,7 @@ fn run(
     let bias = with_bias.then_some(&bias[..]);
     let w = pack_panel8(&w_rm, o, k);
     let want = naive(&x, &w_rm, bias, act);
-    let epi = Epilogue {
-        bias,
-        activation: act,
-    };
+    let epi = Epilogue::new(bias, act);
     for &isa in Isa::available() {
         let mut y = vec![f32::NAN; o];
         (KernelTable::for_isa(isa).gemm)(&x, &w, &epi, &mut y);
@@ -72,10 +69,7 @@ fn exact_values() {
     // W = [[1, 2], [3, 4]] (rows), x = [1, -1] -> [-1, -1]; bias [0.5, 2] -> [-0.5, 1].
     let w = pack_panel8(&[1.0, 2.0, 3.0, 4.0], 2, 2);
     let bias = [0.5, 2.0];
-    let epi = Epilogue {
-        bias: Some(&bias),
-        activation: Activation::Relu,
-    };
+    let epi = Epilogue::new(Some(&bias), Activation::Relu);
     for &isa in Isa::available() {
         let mut y = [0.0; 2];
         (KernelTable::for_isa(isa).gemm)(&[1.0, -1.0], &w, &epi, &mut y);

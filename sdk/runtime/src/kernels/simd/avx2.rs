@@ -1,4 +1,5 @@
 //! [`Simd`] for x86-64 AVX2 + FMA: 8 `f32` lanes in a `__m256`, 16 vector registers.
+//! Partial loads and stores use lane masks (`vmaskmovps`) instead of a stack buffer.
 
 use core::arch::x86_64::*;
 
@@ -7,6 +8,22 @@ use super::{Simd, SimdKernel};
 /// Token for AVX2 and FMA (Haswell and Zen onwards); see [`Simd`].
 #[derive(Clone, Copy, Debug)]
 pub struct Avx2(());
+
+impl Avx2 {
+    /// Lane mask (sign bit set) of the first `min(n, 8)` lanes.
+    #[inline(always)]
+    fn mask(n: usize) -> __m256i {
+        let n = n.min(8) as i32;
+        // SAFETY: AVX2 is available wherever an `Avx2` token (the receiver of every caller)
+        // exists.
+        unsafe {
+            _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(n),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            )
+        }
+    }
+}
 
 impl Simd for Avx2 {
     type V = __m256;
@@ -50,6 +67,19 @@ impl Simd for Avx2 {
     }
 
     #[inline(always)]
+    fn load_partial(self, s: &[f32]) -> __m256 {
+        // SAFETY: AVX2 is available (token); `maskload` reads only the lanes whose mask is
+        // set, the first `min(len, 8)`, and masked-off lanes do not fault.
+        unsafe { _mm256_maskload_ps(s.as_ptr(), Self::mask(s.len())) }
+    }
+
+    #[inline(always)]
+    fn store_partial(self, v: __m256, s: &mut [f32]) {
+        // SAFETY: as `load_partial`: only the first `min(len, 8)` lanes are written.
+        unsafe { _mm256_maskstore_ps(s.as_mut_ptr(), Self::mask(s.len()), v) }
+    }
+
+    #[inline(always)]
     fn fma(self, acc: __m256, a: __m256, b: __m256) -> __m256 {
         // SAFETY: the token proves FMA is available.
         unsafe { _mm256_fmadd_ps(a, b, acc) }
@@ -65,6 +95,19 @@ impl Simd for Avx2 {
     fn mul(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: the token proves AVX is available.
         unsafe { _mm256_mul_ps(a, b) }
+    }
+
+    #[inline(always)]
+    fn deinterleave(self, a: __m256, b: __m256) -> (__m256, __m256) {
+        // SAFETY: the token proves AVX2 is available. `shufps` works per 128-bit half:
+        // [a0 a2 b0 b2 | a4 a6 b4 b6]; `vpermpd` (0, 2, 1, 3) puts the 64-bit pairs in order.
+        unsafe {
+            let even = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+            let odd = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
+            let even = _mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(even));
+            let odd = _mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(odd));
+            (_mm256_castpd_ps(even), _mm256_castpd_ps(odd))
+        }
     }
 
     #[inline(always)]

@@ -91,6 +91,20 @@ impl Simd for Avx512 {
     }
 
     #[inline(always)]
+    fn deinterleave(self, a: __m512, b: __m512) -> (__m512, __m512) {
+        // SAFETY: the token proves AVX-512F is available. Index i < 16 picks lane i of
+        // `a`, 16 + i lane i of `b`.
+        unsafe {
+            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+            (
+                _mm512_permutex2var_ps(a, even, b),
+                _mm512_permutex2var_ps(a, odd, b),
+            )
+        }
+    }
+
+    #[inline(always)]
     fn max(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: the token proves AVX-512F is available. Returns `b` when either is NaN.
         unsafe { _mm512_max_ps(a, b) }

@@ -57,7 +57,7 @@
 //! `&x[i..i + NV * S::LANES]` once, then load at constant offsets inside it).
 //!
 //! Only what the kernels need is here: splat (one value or each of an array), load/store (full and partial), fma, add, mul,
-//! max, min and a per-lane scalar fallback ([`Simd::map_lanes`], for Sigmoid). The fused
+//! max, min, deinterleave (of two vectors, or while loading) and a per-lane scalar fallback ([`Simd::map_lanes`], for Sigmoid). The fused
 //! bias + activation epilogue built on them is [`VecActivation`].
 
 mod activation;
@@ -160,6 +160,20 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
 
     /// Lane-wise minimum; NaN as for [`Simd::max`].
     fn min(self, a: Self::V, b: Self::V) -> Self::V;
+
+    /// The even and the odd lanes of the `2 * LANES` values `a ++ b`:
+    /// `([a0, a2, .., b0, b2, ..], [a1, a3, .., b1, b3, ..])`. De-interleaves stride-2
+    /// input columns with two shuffles (AVX-512 `vpermt2ps`, AVX2 `vshufps` + `vpermpd`,
+    /// NEON `uzp1`/`uzp2`).
+    fn deinterleave(self, a: Self::V, b: Self::V) -> (Self::V, Self::V);
+
+    /// [`Simd::deinterleave`] of the vectors at `s[..LANES]` and `s[LANES..2 * LANES]`
+    /// (NEON: one `ld2`). Panics if `s` is shorter than `2 * LANES`.
+    #[inline(always)]
+    fn load_deinterleaved(self, s: &[f32]) -> (Self::V, Self::V) {
+        let s = &s[..2 * Self::LANES];
+        self.deinterleave(self.load(s), self.load(&s[Self::LANES..]))
+    }
 
     /// Applies a scalar function to each lane (through memory): the fallback for what has
     /// no vector form here (Sigmoid's `exp`).

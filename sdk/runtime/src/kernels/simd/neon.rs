@@ -90,6 +90,23 @@ impl Simd for Neon {
     }
 
     #[inline(always)]
+    fn deinterleave(self, a: float32x4_t, b: float32x4_t) -> (float32x4_t, float32x4_t) {
+        // SAFETY: the token proves NEON is available.
+        unsafe { (vuzp1q_f32(a, b), vuzp2q_f32(a, b)) }
+    }
+
+    #[inline(always)]
+    fn load_deinterleaved(self, s: &[f32]) -> (float32x4_t, float32x4_t) {
+        assert!(
+            s.len() >= 8,
+            "Neon::load_deinterleaved: slice shorter than 8"
+        );
+        // SAFETY: NEON is available (token) and `s` holds at least 8 values.
+        let v = unsafe { vld2q_f32(s.as_ptr()) };
+        (v.0, v.1)
+    }
+
+    #[inline(always)]
     fn max(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
         // SAFETY: the token proves NEON is available. `fmaxnm` returns the number when one
         // operand is NaN.

@@ -149,3 +149,50 @@ fn relu_maps_nan_to_zero() {
     #[cfg(target_arch = "aarch64")]
     go::<Neon>();
 }
+
+#[test]
+fn deinterleave_splits_even_and_odd_lanes() {
+    struct Split<'a> {
+        pairs: &'a [f32],
+        even: &'a mut [f32],
+        odd: &'a mut [f32],
+    }
+    impl SimdKernel for Split<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run<S: Simd>(self, s: S) {
+            let l = S::LANES;
+            let (e, o) = s.deinterleave(s.load(self.pairs), s.load(&self.pairs[l..]));
+            s.store(e, self.even);
+            s.store(o, self.odd);
+            let (e, o) = s.load_deinterleaved(self.pairs);
+            s.store(e, &mut self.even[l..]);
+            s.store(o, &mut self.odd[l..]);
+        }
+    }
+    fn go<S: Simd>() {
+        if let Some(s) = S::detect() {
+            let l = S::LANES;
+            let pairs: Vec<f32> = (0..2 * l).map(|i| i as f32 * 1.5 - 7.0).collect();
+            // Each output twice: from deinterleave, then from load_deinterleaved.
+            let (mut even, mut odd) = (vec![f32::NAN; 2 * l], vec![f32::NAN; 2 * l]);
+            s.vectorize(Split {
+                pairs: &pairs,
+                even: &mut even,
+                odd: &mut odd,
+            });
+            let want_even: Vec<f32> = pairs.iter().step_by(2).copied().collect();
+            let want_odd: Vec<f32> = pairs.iter().skip(1).step_by(2).copied().collect();
+            let (want_even, want_odd) = (want_even.repeat(2), want_odd.repeat(2));
+            assert_eq!(even, want_even, "{}", std::any::type_name::<S>());
+            assert_eq!(odd, want_odd, "{}", std::any::type_name::<S>());
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        go::<Avx2>();
+        go::<Avx512>();
+    }
+    #[cfg(target_arch = "aarch64")]
+    go::<Neon>();
+}

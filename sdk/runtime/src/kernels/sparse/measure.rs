@@ -111,19 +111,13 @@ impl SparseBench {
 
     /// Runs the dense kernel once (ReLU epilogue with bias).
     pub fn run_dense(&mut self) {
-        let epi = Epilogue {
-            bias: Some(&self.bias),
-            activation: Activation::Relu,
-        };
+        let epi = Epilogue::new(Some(&self.bias), Activation::Relu);
         (self.dense)(&self.geom, &self.x, &self.w, &epi, &mut self.y);
     }
 
     /// Runs the sparse kernel once (same epilogue).
     pub fn run_sparse(&mut self) {
-        let epi = Epilogue {
-            bias: Some(&self.bias),
-            activation: Activation::Relu,
-        };
+        let epi = Epilogue::new(Some(&self.bias), Activation::Relu);
         let conv = SparseConv {
             geom: &self.geom,
             weights: self.index.rows(&self.values, 0..self.index.blocks()),

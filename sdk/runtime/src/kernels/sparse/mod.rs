@@ -11,7 +11,7 @@
 //!   is `block` output rows x several vectors of pixels, accumulated in registers: per
 //!   stored column the tile loads its input vectors once and does `block` FMAs with each
 //!   (a block of 4 is one input load per 4 FMAs, which is why blocks pay), then the fused
-//!   bias + activation. Pixels are taken in blocks so that the input rows of a block stay
+//!   bias, residual (a fused `Add`, if any) and activation. Pixels are taken in blocks so that the input rows of a block stay
 //!   in cache while every output block passes over them.
 //! - Pointwise stride-1 unpadded convolutions (grouped ones too: the offsets include the
 //!   group's first input channel) read the input in place ([`SparseSource::Direct`]).
@@ -151,6 +151,10 @@ fn check_conv(c: &SparseConv, x: &[f32], epi: &Epilogue, y: &[f32], scratch: &[f
     assert!(
         epi.bias.is_none_or(|b| b.len() == rows),
         "sparse conv: bias length"
+    );
+    assert!(
+        epi.residual.is_none_or(|r| r.len() == y.len()),
+        "sparse conv: residual length"
     );
     match c.source {
         SparseSource::Direct => {

@@ -81,9 +81,19 @@ fn block<const R: usize>(
         for (r, accr) in acc.iter().enumerate().take(real) {
             let o = o0 + r;
             let bias = epi.bias.map_or(0.0, |bias| bias[o]);
-            let yr = &mut y[o * plane + col..o * plane + col + n];
-            for (d, &a) in yr.iter_mut().zip(accr) {
-                *d = epi.activation.apply(a + bias);
+            let at = o * plane + col..o * plane + col + n;
+            let yr = &mut y[at.clone()];
+            match epi.residual {
+                Some(res) => {
+                    for ((d, &a), &rv) in yr.iter_mut().zip(accr).zip(&res[at]) {
+                        *d = epi.activation.apply(a + bias + rv);
+                    }
+                }
+                None => {
+                    for (d, &a) in yr.iter_mut().zip(accr) {
+                        *d = epi.activation.apply(a + bias);
+                    }
+                }
             }
         }
         col += n;

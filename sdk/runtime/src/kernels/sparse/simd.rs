@@ -10,6 +10,7 @@ use super::im2col::im2col_block;
 use super::portable;
 use super::{SparseConv, SparseRows, SparseSource, check_conv};
 use crate::kernels::Epilogue;
+use crate::kernels::conv1x1::tile::add_residual;
 use crate::kernels::simd::{Simd, SimdKernel, VecActivation};
 
 /// Input values per pixel block of a direct (1x1) convolution: 64 KiB of f32, as the
@@ -101,7 +102,7 @@ impl Kernel<'_> {
                 for p0 in (0..out_hw).step_by(pb) {
                     let cols = p0..(p0 + pb).min(out_hw);
                     for b in 0..w.blocks() {
-                        let out = BlockOut::new(s, &act, epi.bias, b, R, rows);
+                        let out = BlockOut::new(s, &act, epi, b, R, rows, out_hw);
                         let yb = &mut y[b * R * out_hw..(b * R + out.rows) * out_hw];
                         pixels::<S, R, NV>(s, w, b, x, 0, &out, yb, out_hw, cols.clone());
                     }
@@ -112,7 +113,7 @@ impl Kernel<'_> {
                     let n = pb.min(out_hw - p0);
                     im2col_block(g, x, p0, n, pb, scratch);
                     for b in 0..w.blocks() {
-                        let out = BlockOut::new(s, &act, epi.bias, b, R, rows);
+                        let out = BlockOut::new(s, &act, epi, b, R, rows, out_hw);
                         let yb = &mut y[b * R * out_hw..(b * R + out.rows) * out_hw];
                         pixels::<S, R, NV>(s, w, b, scratch, p0, &out, yb, out_hw, p0..p0 + n);
                     }
@@ -122,11 +123,12 @@ impl Kernel<'_> {
     }
 }
 
-/// Output side of one block: bias vectors, activation, real rows.
+/// Output side of one block: bias vectors, activation, real rows, their residual planes.
 struct BlockOut<'a, S: Simd, const R: usize> {
     bias: [S::V; R],
     act: &'a VecActivation<S>,
     rows: usize,
+    residual: Option<&'a [f32]>,
 }
 
 impl<'a, S: Simd, const R: usize> BlockOut<'a, S, R> {
@@ -134,15 +136,16 @@ impl<'a, S: Simd, const R: usize> BlockOut<'a, S, R> {
     fn new(
         s: S,
         act: &'a VecActivation<S>,
-        bias: Option<&[f32]>,
+        epi: &Epilogue<'a>,
         b: usize,
         block: usize,
         rows: usize,
+        plane: usize,
     ) -> Self {
         let o0 = b * block;
         let real = block.min(rows - o0);
         let mut bv = [s.zero(); R];
-        if let Some(bias) = bias {
+        if let Some(bias) = epi.bias {
             for (v, &b) in bv.iter_mut().zip(&bias[o0..o0 + real]) {
                 *v = s.splat(b);
             }
@@ -151,6 +154,7 @@ impl<'a, S: Simd, const R: usize> BlockOut<'a, S, R> {
             bias: bv,
             act,
             rows: real,
+            residual: epi.residual.map(|r| &r[o0 * plane..(o0 + real) * plane]),
         }
     }
 
@@ -171,6 +175,9 @@ impl<'a, S: Simd, const R: usize> BlockOut<'a, S, R> {
             for a in accr.iter_mut() {
                 *a = s.add(*a, b);
             }
+        }
+        if let Some(res) = self.residual {
+            add_residual(s, &mut acc, res, self.rows, plane, col, n);
         }
         self.act.apply_all(s, acc.as_flattened_mut());
         for (yrow, accr) in y.chunks_exact_mut(plane).take(self.rows).zip(&acc) {

@@ -1,6 +1,7 @@
 //! Every ISA's sparse kernels against the naive dense convolution and matrix-vector
 //! product on the decoded weights: random sparsity (0-99 %), every block size, odd planes,
-//! channels not multiples of the vector width, groups, kxk with pads, strides and dilation.
+//! channels not multiples of the vector width, groups, kxk with pads, strides and dilation,
+//! with and without a residual added in the epilogue.
 
 use proptest::prelude::*;
 use prunus_format::sparse::{BLOCK_SIZES, SparseView, encode};
@@ -50,16 +51,28 @@ fn conv_case(
         weights: index.rows(&values, 0..index.blocks()),
         source,
     };
-    let epi = Epilogue {
-        bias,
-        activation: act,
+    let epi = Epilogue::new(bias, act);
+    // The same case with a residual added in the epilogue: `act(conv + bias + residual)`.
+    let res = fill(&mut r, want.len());
+    let want_res: Vec<f32> = naive(&g, &x, &w, bias, Activation::None)
+        .iter()
+        .zip(&res)
+        .map(|(&v, &rv)| act.apply(v + rv))
+        .collect();
+    let epi_res = Epilogue {
+        residual: Some(&res),
+        ..epi
     };
     let mut scratch = vec![f32::NAN; source.scratch_len(&g)];
     for &isa in Isa::available() {
-        let mut y = vec![f32::NAN; want.len()];
-        (KernelTable::for_isa(isa).sparse_conv)(&conv, &x, &epi, &mut y, &mut scratch);
-        assert_close(&y, &want)
-            .map_err(|e| TestCaseError::fail(format!("{isa:?} block {block} {g:?}: {e}")))?;
+        for (epi, want) in [(&epi, &want), (&epi_res, &want_res)] {
+            let mut y = vec![f32::NAN; want.len()];
+            (KernelTable::for_isa(isa).sparse_conv)(&conv, &x, epi, &mut y, &mut scratch);
+            assert_close(&y, want).map_err(|e| {
+                let with = epi.residual.is_some();
+                TestCaseError::fail(format!("{isa:?} block {block} {g:?} residual {with}: {e}"))
+            })?;
+        }
     }
     Ok(())
 }
@@ -143,7 +156,7 @@ proptest! {
         let view = SparseView::new(&m.bytes, o, k, m.encoding()).unwrap();
         let index = SparseIndex::for_gemv(&view, groups).unwrap();
         let values = view.values();
-        let epi = Epilogue { bias, activation: act };
+        let epi = Epilogue::new(bias, act);
         for &isa in Isa::available() {
             let mut y = vec![f32::NAN; o];
             (KernelTable::for_isa(isa).sparse_gemv)(&index.rows(&values, 0..index.blocks()), &x, &epi, &mut y);
@@ -204,10 +217,7 @@ fn sub_ranges_of_blocks_match_the_whole_call_bitwise() {
     let hw = 99;
     for &isa in Isa::available() {
         let f = KernelTable::for_isa(isa).sparse_conv;
-        let epi = Epilogue {
-            bias: Some(&bias),
-            activation: Activation::Relu,
-        };
+        let epi = Epilogue::new(Some(&bias), Activation::Relu);
         let whole = SparseConv {
             geom: &g,
             weights: index.rows(&values, 0..7),
@@ -221,10 +231,7 @@ fn sub_ranges_of_blocks_match_the_whole_call_bitwise() {
                 weights: index.rows(&values, b0..b1),
                 ..whole
             };
-            let epi = Epilogue {
-                bias: Some(&bias[o0..o1]),
-                activation: Activation::Relu,
-            };
+            let epi = Epilogue::new(Some(&bias[o0..o1]), Activation::Relu);
             let mut got = vec![f32::NAN; (o1 - o0) * hw];
             f(&part, &x, &epi, &mut got, &mut []);
             let same = got
