@@ -11,6 +11,7 @@ mean KL(dense || pruned) of the softmax.
 Usage (from the repository root, with the tests' venv):
     .venv/bin/python bench/prune_accuracy.py [--prunus target/release/prunus]
         [--data ../shared/realdata] [--work /tmp/prune_accuracy] [--only u50,c1.5]
+        [--recover none,lstsq] [--criterion reconstruction]
 """
 
 import argparse
@@ -54,12 +55,14 @@ def compare(dense, pruned):
     return agree, overlap, kl
 
 
-def prune(prunus, model, out_dir, name, flags, calib, recover):
+def prune(prunus, model, out_dir, name, flags, calib, recover, criterion="l1"):
     onnx_out = os.path.join(out_dir, f"{name}-{recover}.onnx")
     cmd = [prunus, "prune", model, "-o", os.path.join(out_dir, f"{name}-{recover}.prunus"),
            "--onnx-out", onnx_out, "--dense", *flags]
+    if recover != "none" or criterion in ("activation", "reconstruction"):
+        cmd += ["--calib", calib]
     if recover != "none":
-        cmd += ["--recover", recover, "--calib", calib]
+        cmd += ["--recover", recover]
     start = time.time()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -72,20 +75,23 @@ def prune(prunus, model, out_dir, name, flags, calib, recover):
 HIDDEN = r"^features\.([2-9]|1[0-7])\.conv\.0\.0"
 
 
-def channel_flags(out_dir, scope, ratio):
-    """Flags of channel pruning at `ratio`: every group (uniform) or the hidden ones only."""
+def channel_flags(out_dir, scope, ratio, criterion="l1"):
+    """Flags of channel pruning at `ratio` by `criterion`: every group (uniform) or the
+    hidden ones only."""
     if scope == "uniform":
-        return ["--granularity", "channel", "--sparsity", f"{ratio:.4f}"]
-    recipe = os.path.join(out_dir, f"hidden-{ratio:.4f}.json")
+        return ["--granularity", "channel", "--sparsity", f"{ratio:.4f}",
+                "--criterion", criterion]
+    recipe = os.path.join(out_dir, f"hidden-{ratio:.4f}-{criterion}.json")
     with open(recipe, "w") as f:
-        json.dump({"granularity": "channel", "criterion": "l1", "rules": [
+        json.dump({"granularity": "channel", "criterion": criterion, "rules": [
             {"glob": "*", "skip": True},
             {"regex": HIDDEN, "skip": False, "ratio": round(ratio, 4)}]}, f)
     return ["--recipe", recipe]
 
 
 def channel_ratio_for(prunus, model, out_dir, scope, cut):
-    """Bisects the channel ratio whose MAC reduction reaches `cut`."""
+    """Bisects the channel ratio whose MAC reduction reaches `cut` (the count per group,
+    hence the MACs, does not depend on the criterion: probes use L1, without data)."""
     lo, hi = 0.0, 0.9
     for _ in range(8):
         mid = (lo + hi) / 2
@@ -105,6 +111,9 @@ def main():
     ap.add_argument("--channels", choices=["hidden", "uniform"], default="hidden",
                     help="structured: prune the inverted residuals' hidden channels only "
                          "(default) or every coupled group uniformly")
+    ap.add_argument("--criterion", default="l1",
+                    help="structured: channel criterion (l1, reconstruction, ...; the "
+                         "data-driven ones use the calibration crops)")
     ap.add_argument("--per-layer", action="store_true",
                     help="unstructured: the same ratio in every layer instead of --global")
     args = ap.parse_args()
@@ -123,15 +132,16 @@ def main():
         if args.only and tag not in args.only.split(","):
             continue
         ratio = channel_ratio_for(args.prunus, model, args.work, args.channels, cut)
-        flags = channel_flags(args.work, args.channels, ratio)
-        runs.append((f"{tag} {args.channels} {ratio:.3f}", flags))
+        flags = channel_flags(args.work, args.channels, ratio, args.criterion)
+        runs.append((f"{tag} {args.channels} {ratio:.3f} {args.criterion}", flags))
     print(f"| config | recovery | MACs cut | top-1 agree | top-5 overlap | mean KL | time |")
     print(f"|---|---|---|---|---|---|---|")
     for name, flags in runs:
         if args.only and name.split()[0] not in args.only.split(","):
             continue
         for recover in args.recover.split(","):
-            out, macs, secs = prune(args.prunus, model, args.work, name, flags, calib, recover)
+            out, macs, secs = prune(args.prunus, model, args.work, name, flags, calib, recover,
+                                    args.criterion)
             agree, overlap, kl = compare(dense, logits(out, evals))
             shown = name if "--recipe" in flags else f"{name} {' '.join(flags)}"
             print(f"| {shown} | {recover} | {macs:.2f}x | {agree}/{len(evals)} "

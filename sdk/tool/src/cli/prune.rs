@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prunus_tool::atomic::{ensure_not_input, write_atomic};
 use prunus_tool::prune::calib_data::{self, Preprocess};
 use prunus_tool::prune::calibrate::activation_means;
+use prunus_tool::prune::channel_select::reconstruction_scores;
 use prunus_tool::prune::depgraph::DepGraph;
 use prunus_tool::prune::onnx_graph::OnnxGraph;
 use prunus_tool::prune::reconstruct::{RecoverOptions, Recovery, recover, refresh_masks};
@@ -70,9 +71,10 @@ pub struct PruneArgs {
     /// unstructured | block2 | block4.
     #[arg(long, alias = "block", default_value = "unstructured", value_parser = parse_granularity)]
     granularity: Granularity,
-    /// Channel importance: l1 | l2 | bn | fpgm | activation (needs --calib). Unstructured
-    /// pruning always uses magnitude.
-    #[arg(long, default_value = "l1", value_parser = parse_criterion)]
+    /// Channel importance: l1 | l2 | bn | fpgm | activation | reconstruction (the last two
+    /// need --calib; reconstruction keeps the channels the next layer needs most to
+    /// reproduce its dense output). Unstructured pruning always uses magnitude.
+    #[arg(long, default_value = "l1", value_parser = prunus_tool::prune::recipe::parse_criterion)]
     criterion: Criterion,
     /// Weights pruned by unstructured/block/N:M: 1x1 (pointwise convs) or all (convs and
     /// Gemm).
@@ -204,19 +206,6 @@ fn parse_granularity(s: &str) -> Result<Granularity, String> {
     }
 }
 
-fn parse_criterion(s: &str) -> Result<Criterion, String> {
-    match s {
-        "l1" => Ok(Criterion::L1),
-        "l2" => Ok(Criterion::L2),
-        "bn" => Ok(Criterion::Bn),
-        "fpgm" => Ok(Criterion::Fpgm),
-        "activation" => Ok(Criterion::Activation),
-        _ => Err(format!(
-            "unknown criterion '{s}' (l1, l2, bn, fpgm, activation)"
-        )),
-    }
-}
-
 fn parse_layers(s: &str) -> Result<Layers, String> {
     match s {
         "1x1" => Ok(Layers::Pointwise),
@@ -293,26 +282,42 @@ pub fn run(args: &PruneArgs) -> Result<()> {
             round: args.round,
             sparsity: args.sparsity.or(args.channels.map(|c| 1.0 - c)),
         };
-        let outcome = args
-            .analysis
-            .prune(&dense, &flags, args.calib.as_deref(), &[input])?;
+        let outcome = args.analysis.prune(
+            &dense,
+            &flags,
+            args.calib.as_deref(),
+            args.calib_preprocess.as_ref(),
+            &[input],
+        )?;
         layers = outcome.layers;
         (outcome.graph, outcome.masks, Some(outcome.kept))
     } else if args.granularity == Granularity::Channel {
-        let activations = if args.criterion == Criterion::Activation {
+        let measured = if matches!(
+            args.criterion,
+            Criterion::Activation | Criterion::Reconstruction
+        ) {
             let path = args
                 .calib
                 .as_ref()
-                .context("--criterion activation needs --calib X.npy")?;
+                .context("this --criterion needs --calib X.npy")?;
             let calib = calib_data::read(path, args.calib_preprocess.as_ref())?;
             let dep = DepGraph::build(&dense)?;
-            let bar = ProgressBar::new(calib.samples.len() as u64).with_style(
-                ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} samples {elapsed}")
+            let bar = ProgressBar::new(1).with_style(
+                ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} runs {elapsed}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            let means = activation_means(&dense, &dep, &calib, &|done, _| bar.set_position(done))?;
+            let show = |done: u64, total: u64| {
+                bar.set_length(total);
+                bar.set_position(done);
+            };
+            let scores = if args.criterion == Criterion::Activation {
+                activation_means(&dense, &dep, &calib, &show)?
+            } else {
+                let all = vec![true; dep.classes.len()];
+                reconstruction_scores(&dense, &dep, &calib, &Default::default(), &all, &show)?
+            };
             bar.finish_and_clear();
-            Some(means)
+            Some(scores)
         } else {
             None
         };
@@ -322,7 +327,7 @@ pub fn run(args: &PruneArgs) -> Result<()> {
             round: args.round,
         };
         let bar = spinner("building the channel dependency graph and pruning");
-        let outcome = structured_prune(&dense, &options, activations.as_ref())?;
+        let outcome = structured_prune(&dense, &options, measured.as_ref())?;
         bar.finish_and_clear();
         let (groups, classes, removed) = outcome.counts;
         println!(

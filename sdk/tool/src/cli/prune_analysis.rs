@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use prunus_tool::atomic::write_atomic;
+use prunus_tool::prune::calib_data::{self, Preprocess};
 use prunus_tool::prune::calibrate::{Calibration, pack};
 use prunus_tool::prune::nonuniform::{
     Analysis, LayerChoice, Progress, RecipeOutcome, prune_with_recipe,
@@ -139,12 +140,14 @@ impl AnalysisArgs {
         Recipe::from_file(&file).with_context(|| what)
     }
 
-    /// Prunes `dense` by the recipe, target or analysis; writes the sensitivity files.
+    /// Prunes `dense` by the recipe, target or analysis (calibration data read with
+    /// `preprocess`, see [`calib_data::read`]); writes the sensitivity files.
     pub fn prune(
         &self,
         dense: &OnnxGraph,
         flags: &Flags,
         calib: Option<&Path>,
+        preprocess: Option<&Preprocess>,
         inputs: &[&Path],
     ) -> Result<RecipeOutcome> {
         let recipe = self.recipe(flags)?;
@@ -171,7 +174,7 @@ impl AnalysisArgs {
             }
             (None, None) => Analysis::IfNeeded,
         };
-        let calib = calib.map(Calibration::read_npy).transpose()?;
+        let calib = calib.map(|p| calib_data::read(p, preprocess)).transpose()?;
         let spinner = ProgressBar::new_spinner();
         spinner.enable_steady_tick(std::time::Duration::from_millis(120));
         let bar = ProgressBar::hidden();

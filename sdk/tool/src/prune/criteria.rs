@@ -1,7 +1,8 @@
 //! Importance of each channel class: weight magnitude (L1, L2), BatchNorm gamma (network
 //! slimming), FPGM (distance to the other filters of the layer: filters near the geometric
-//! median are redundant) and mean |activation| measured on calibration data with the
-//! Prunus runtime. Scores of every layer a class touches are summed.
+//! median are redundant), mean |activation| measured on calibration data with the
+//! Prunus runtime, and the consumer's least-squares reconstruction error
+//! ([`super::channel_select`]). Scores of every layer a class touches are summed.
 
 use std::collections::HashMap;
 
@@ -66,12 +67,15 @@ fn fpgm(rows: &[Vec<f32>]) -> Vec<f64> {
 }
 
 /// Score of every class (higher = more important; non-prunable classes get 0).
-/// `activations` (tensor → mean |a| per channel) is required for [`Criterion::Activation`].
+/// `measured` (tensor → per-channel score measured on calibration data: the mean |a| for
+/// [`Criterion::Activation`], [`super::channel_select`]'s scores for
+/// [`Criterion::Reconstruction`]) is required by those two; a class measured on several
+/// tensors gets the mean.
 pub fn class_scores(
     g: &OnnxGraph,
     dep: &DepGraph,
     criterion: Criterion,
-    activations: Option<&HashMap<String, Vec<f64>>>,
+    measured: Option<&HashMap<String, Vec<f64>>>,
 ) -> Result<Vec<f64>, PruneError> {
     let mut l1 = vec![0.0f64; dep.classes.len()];
     let mut score = vec![0.0f64; dep.classes.len()];
@@ -110,9 +114,11 @@ pub fn class_scores(
                 }
             }
         }
-        Criterion::Activation => {
-            let acts = activations.ok_or_else(|| {
-                PruneError::Calibration("the activation criterion needs calibration data".into())
+        Criterion::Activation | Criterion::Reconstruction => {
+            let acts = measured.ok_or_else(|| {
+                PruneError::Calibration(format!(
+                    "the {criterion:?} criterion needs calibration data"
+                ))
             })?;
             let mut count = vec![0usize; dep.classes.len()];
             for (t, means) in acts {

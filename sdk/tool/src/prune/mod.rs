@@ -21,6 +21,7 @@
 pub mod allocate;
 pub mod calib_data;
 pub mod calibrate;
+pub mod channel_select;
 pub mod criteria;
 pub mod depgraph;
 pub mod evaluate;
@@ -110,6 +111,9 @@ pub enum Criterion {
     Fpgm,
     /// Mean |activation| on calibration data.
     Activation,
+    /// Least output error of the consumer layer after a least-squares refit, on
+    /// calibration data ([`channel_select`]).
+    Reconstruction,
 }
 
 /// What is pruned.
@@ -175,10 +179,12 @@ pub fn select(dep: &DepGraph, scores: &[f64], sparsity: f64, round: usize) -> Ve
 }
 
 /// Structured pruning of `g`: builds the dependency graph, scores, selects and removes.
+/// `measured`: the per-channel scores of the data-driven criteria (see
+/// [`criteria::class_scores`]).
 pub fn structured_prune(
     g: &OnnxGraph,
     options: &StructuredOptions,
-    activations: Option<&HashMap<String, Vec<f64>>>,
+    measured: Option<&HashMap<String, Vec<f64>>>,
 ) -> Result<StructuredOutcome, PruneError> {
     if !(0.0..1.0).contains(&options.sparsity) {
         return Err(PruneError::Options(format!(
@@ -187,7 +193,7 @@ pub fn structured_prune(
         )));
     }
     let dep = DepGraph::build(g)?;
-    let scores = criteria::class_scores(g, &dep, options.criterion, activations)?;
+    let scores = criteria::class_scores(g, &dep, options.criterion, measured)?;
     let removed = select(&dep, &scores, options.sparsity, options.round);
     let (graph, result) = structured::apply(g, &dep, &removed)?;
     let prunable = dep.classes.iter().filter(|c| c.prunable()).count();

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::allocate::{Slot, allocate};
 use super::calibrate::{Calibration, activation_means};
+use super::channel_select::reconstruction_scores;
 use super::criteria::class_scores;
 use super::depgraph::DepGraph;
 use super::evaluate::Evaluator;
@@ -132,23 +133,36 @@ fn structured(
     let dep = DepGraph::build(g)?;
     let layers = structured_layers(g, &dep);
     let settings = recipe.settings(&layers)?;
-    let activations = if settings
-        .iter()
-        .any(|s| s.criterion == Criterion::Activation)
-    {
+    let measure = |criterion: Criterion, what: &str| {
+        if !settings.iter().any(|s| s.criterion == criterion) {
+            return Ok(None);
+        }
         let calib = calib.ok_or_else(|| {
-            PruneError::Calibration("the activation criterion needs --calib".into())
+            PruneError::Calibration(format!("the {what} criterion needs --calib"))
         })?;
-        (progress.step)("measuring activations");
-        Some(activation_means(g, &dep, calib, &|_, _| {})?)
-    } else {
-        None
+        (progress.step)(&format!("measuring {what} scores"));
+        if criterion == Criterion::Activation {
+            return activation_means(g, &dep, calib, &|_, _| {}).map(Some);
+        }
+        let mut wanted = vec![false; dep.classes.len()];
+        for (group, s) in dep.groups.iter().zip(&settings) {
+            if s.criterion == criterion && !s.skip {
+                group.iter().for_each(|&id| wanted[id] = true);
+            }
+        }
+        reconstruction_scores(g, &dep, calib, &Default::default(), &wanted, &|_, _| {}).map(Some)
     };
+    let activations = measure(Criterion::Activation, "activation")?;
+    let reconstruction = measure(Criterion::Reconstruction, "reconstruction")?;
     let mut by_criterion: Vec<(Criterion, Vec<f64>)> = Vec::new();
     let mut scores = vec![0.0; dep.classes.len()];
     for (group, s) in dep.groups.iter().zip(&settings) {
         if !by_criterion.iter().any(|(c, _)| *c == s.criterion) {
-            let v = class_scores(g, &dep, s.criterion, activations.as_ref())?;
+            let measured = match s.criterion {
+                Criterion::Activation => activations.as_ref(),
+                _ => reconstruction.as_ref(),
+            };
+            let v = class_scores(g, &dep, s.criterion, measured)?;
             by_criterion.push((s.criterion, v));
         }
         if let Some((_, v)) = by_criterion.iter().find(|(c, _)| *c == s.criterion) {

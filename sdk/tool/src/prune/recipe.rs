@@ -86,8 +86,8 @@ pub struct RuleFile {
     pub ratio: Option<f64>,
     /// `true`: the matched layers are not pruned.
     pub skip: Option<bool>,
-    /// Channel importance for matched groups: `l1`, `l2`, `bn`, `fpgm`, `activation`
-    /// (channel recipes only).
+    /// Channel importance for matched groups: `l1`, `l2`, `bn`, `fpgm`, `activation`,
+    /// `reconstruction` (channel recipes only).
     pub criterion: Option<String>,
     /// Granularity of matched weights: `unstructured`, `block2`, `block4`, `N:M`
     /// (unstructured-family recipes only).
@@ -206,7 +206,7 @@ pub fn parse_granularity(s: &str) -> Result<Granularity, String> {
     }
 }
 
-/// Parses `l1`, `l2`, `bn`, `fpgm`, `activation`.
+/// Parses `l1`, `l2`, `bn`, `fpgm`, `activation`, `reconstruction`.
 pub fn parse_criterion(s: &str) -> Result<Criterion, String> {
     match s {
         "l1" => Ok(Criterion::L1),
@@ -214,8 +214,9 @@ pub fn parse_criterion(s: &str) -> Result<Criterion, String> {
         "bn" => Ok(Criterion::Bn),
         "fpgm" => Ok(Criterion::Fpgm),
         "activation" => Ok(Criterion::Activation),
+        "reconstruction" => Ok(Criterion::Reconstruction),
         _ => Err(format!(
-            "unknown criterion '{s}' (l1, l2, bn, fpgm, activation)"
+            "unknown criterion '{s}' (l1, l2, bn, fpgm, activation, reconstruction)"
         )),
     }
 }
@@ -238,6 +239,7 @@ pub fn criterion_name(c: Criterion) -> &'static str {
         Criterion::Bn => "bn",
         Criterion::Fpgm => "fpgm",
         Criterion::Activation => "activation",
+        Criterion::Reconstruction => "reconstruction",
     }
 }
 

@@ -128,10 +128,10 @@ pub fn truncated(g: &OnnxGraph, output: &str) -> Result<Vec<u8>, PruneError> {
 }
 
 /// A callback on one sample's tensor.
-type PerSample<'a> = dyn FnMut(usize, &[f32]) -> Result<(), PruneError> + 'a;
+pub(super) type PerSample<'a> = dyn FnMut(usize, &[f32]) -> Result<(), PruneError> + 'a;
 
 /// Runs every sample through `g` truncated at tensor `x` and calls `each(sample, x)`.
-fn for_each_input(
+pub(super) fn for_each_input(
     g: &OnnxGraph,
     x: &str,
     samples: &[Vec<f32>],
@@ -155,7 +155,7 @@ fn for_each_input(
 }
 
 /// Deterministic sample of `count` of `0..total` positions for (layer, sample).
-fn sample_positions(total: usize, count: usize, seed: u64) -> Vec<usize> {
+pub(super) fn sample_positions(total: usize, count: usize, seed: u64) -> Vec<usize> {
     if count >= total {
         return (0..total).collect();
     }

@@ -20,7 +20,7 @@ use crate::onnx::proto::{
     TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
-fn ints(name: &str, v: &[i64]) -> AttributeProto {
+pub(super) fn ints(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Ints as i32),
@@ -29,7 +29,7 @@ fn ints(name: &str, v: &[i64]) -> AttributeProto {
     }
 }
 
-fn int(name: &str, v: i64) -> AttributeProto {
+pub(super) fn int(name: &str, v: i64) -> AttributeProto {
     AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Int as i32),
@@ -38,7 +38,7 @@ fn int(name: &str, v: i64) -> AttributeProto {
     }
 }
 
-fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+pub(super) fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
     ValueInfoProto {
         name: Some(name.into()),
         r#type: Some(TypeProto {
@@ -60,10 +60,11 @@ fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
     }
 }
 
-struct Net {
-    nodes: Vec<NodeProto>,
-    init: Vec<TensorProto>,
-    seed: u32,
+/// A graph under construction: nodes, initializers and the seed of [`Net::weight`].
+pub(super) struct Net {
+    pub(super) nodes: Vec<NodeProto>,
+    pub(super) init: Vec<TensorProto>,
+    pub(super) seed: u32,
 }
 
 impl Net {
@@ -74,7 +75,7 @@ impl Net {
             .wrapping_add(1_013_904_223);
         (self.seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
     }
-    fn weight(&mut self, name: &str, dims: &[i64], f: impl Fn(f32) -> f32) -> String {
+    pub(super) fn weight(&mut self, name: &str, dims: &[i64], f: impl Fn(f32) -> f32) -> String {
         let n: i64 = dims.iter().product();
         let data = (0..n).map(|_| f(self.rand())).collect();
         self.init.push(TensorProto {
@@ -96,7 +97,7 @@ impl Net {
         });
         name.into()
     }
-    fn node(
+    pub(super) fn node(
         &mut self,
         op: &str,
         inputs: &[&str],
@@ -216,7 +217,7 @@ pub fn small_model() -> Vec<u8> {
     .encode_to_vec()
 }
 
-fn run(onnx: &[u8], input: &[f32]) -> Vec<f32> {
+pub(super) fn run(onnx: &[u8], input: &[f32]) -> Vec<f32> {
     let packed = calibrate::pack(onnx).unwrap();
     let model = prunus::Model::from_bytes(packed.as_bytes()).unwrap();
     let mut session = model.session(Default::default()).unwrap();

@@ -373,3 +373,132 @@ fn uint8_images_are_preprocessed_to_nchw() {
     assert!(pre.apply(&[1, 2, 3], &pixels).is_err());
     assert!(pre.apply(&[1, 1, 2, 4], &[0; 8]).is_err());
 }
+
+/// input (8 ch) → 1x1 Conv `a` (6 out, bias) → 1x1 Conv `b` (3 out, bias) → output, where
+/// channel 5 of `a` is exactly `2·ch0 − 3·ch1` (weights and bias) and channel 3 has the
+/// smallest L1 norm.
+fn dependent_channel_model() -> Vec<u8> {
+    use super::tests::{Net, int, ints, value_info};
+    use crate::onnx::proto::{GraphProto, ModelProto, OperatorSetIdProto};
+    use prost::Message;
+    let mut n = Net {
+        nodes: vec![],
+        init: vec![],
+        seed: 5,
+    };
+    let aw = n.weight("a.w", &[6, 8, 1, 1], |r| r);
+    let ab = n.weight("a.b", &[6], |r| r);
+    for t in n.init.iter_mut() {
+        let d = &mut t.float_data;
+        let per = d.len() / 6;
+        for i in 0..per {
+            d[5 * per + i] = 2.0 * d[i] - 3.0 * d[per + i];
+            d[3 * per + i] *= 0.3;
+        }
+    }
+    let bw = n.weight("b.w", &[3, 6, 1, 1], |r| r);
+    let bb = n.weight("b.b", &[3], |r| r);
+    let attrs = || vec![ints("kernel_shape", &[1, 1]), int("group", 1)];
+    n.node("Conv", &["input", &aw, &ab], &["a"], attrs());
+    n.node("Conv", &["a", &bw, &bb], &["output"], attrs());
+    ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(13),
+        }],
+        graph: Some(GraphProto {
+            name: Some("dependent".into()),
+            node: n.nodes,
+            initializer: n.init,
+            input: vec![value_info("input", &[1, 8, 6, 6])],
+            output: vec![value_info("output", &[1, 3, 6, 6])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// The reconstruction criterion removes a channel that is a linear combination of others
+/// (the consumer's refit then reproduces the dense output on held-out inputs), where L1
+/// removes the smallest filter and leaves an error.
+#[test]
+fn reconstruction_criterion_removes_the_redundant_channel() {
+    use super::channel_select::reconstruction_scores;
+    use super::tests::run;
+    let bytes = dependent_channel_model();
+    let dense = OnnxGraph::parse(&bytes).unwrap();
+    let dep = depgraph::DepGraph::build(&dense).unwrap();
+    let per = 8 * 6 * 6;
+    let calib = Calibration::from_batch(&[16, 8, 6, 6], noise(21, 16 * per)).unwrap();
+    let held_out = noise(99, 4 * per);
+    let measured = reconstruction_scores(
+        &dense,
+        &dep,
+        &calib,
+        &Default::default(),
+        &vec![true; dep.classes.len()],
+        &|_, _| {},
+    )
+    .unwrap();
+    let mut errors = Vec::new();
+    for (criterion, scores) in [
+        (Criterion::L1, None),
+        (Criterion::Reconstruction, Some(&measured)),
+    ] {
+        let options = StructuredOptions {
+            sparsity: 1.0 / 6.0,
+            criterion,
+            round: 1,
+        };
+        let outcome = structured_prune(&dense, &options, scores).unwrap();
+        let kept = &outcome.result.kept["a"];
+        let removed: Vec<usize> = (0..6).filter(|c| !kept.contains(c)).collect();
+        let mut pruned = outcome.graph;
+        // A tiny ridge: the refit may move the removed channel's weight onto the others.
+        let options = RecoverOptions {
+            positions: usize::MAX,
+            ridge: 1e-7,
+            ..Default::default()
+        };
+        recover(
+            &dense,
+            &mut pruned,
+            &outcome.result.kept,
+            &calib,
+            &options,
+            &|_, _| {},
+        )
+        .unwrap();
+        let (mut err, mut norm) = (0.0f64, 0.0f64);
+        for x in held_out.chunks_exact(per) {
+            let want = run(&bytes, x);
+            let got = run(&pruned.to_bytes(), x);
+            err += want
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>();
+            norm += want.iter().map(|a| (*a as f64).powi(2)).sum::<f64>();
+        }
+        let rel = (err / norm).sqrt();
+        println!("{criterion:?}: removed {removed:?}, relative output error {rel:.2e}");
+        errors.push((removed, rel));
+    }
+    let (l1, recon) = (&errors[0], &errors[1]);
+    assert_eq!(l1.0, vec![3], "L1 removes the smallest filter");
+    assert_eq!(recon.0.len(), 1);
+    assert!(
+        [0, 1, 5].contains(&recon.0[0]),
+        "removed {:?}, not one of the dependent channels",
+        recon.0
+    );
+    assert!(recon.1 < 1e-3, "reconstruction error {}", recon.1);
+    assert!(
+        l1.1 > 10.0 * recon.1,
+        "L1 {} vs reconstruction {}",
+        l1.1,
+        recon.1
+    );
+}
