@@ -9,13 +9,36 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::affinity::{self, CpuMask};
 
 /// Most threads (and parts of one call) a pool supports.
 pub const MAX_THREADS: usize = 64;
+
+/// How long an idle worker (or a caller waiting for the last parts) polls before sleeping on
+/// a condition variable: a futex sleep and wake costs tens of microseconds, about a small
+/// layer's run time, and a network runs its split layers back to back.
+const SPIN: Duration = Duration::from_micros(100);
+
+/// Polls `done` until it holds or [`SPIN`] has passed; whether it held.
+fn spin_until(done: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if done() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN {
+            return done();
+        }
+    }
+}
 
 /// A borrowed job with its lifetime erased, published to the workers by [`ThreadPool::run`].
 #[derive(Clone, Copy)]
@@ -46,6 +69,11 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    /// Bumped (under the lock) whenever a job is published or the pool shuts down: idle
+    /// workers spin on it for [`SPIN`] before sleeping on `work`.
+    epoch: AtomicU64,
+    /// `State::running`, mirrored for the caller to spin on before sleeping on `done`.
+    busy: AtomicUsize,
     /// Signalled when a job is published (or on shutdown).
     work: Condvar,
     /// Signalled when the last part of a job finishes.
@@ -65,12 +93,14 @@ impl Shared {
             let part = st.next;
             st.next += 1;
             st.running += 1;
+            self.busy.store(st.running, Ordering::Release);
             drop(st);
             // SAFETY: the part was claimed while the job was published, so `ThreadPool::run` is
             // still waiting for it (`running > 0`) and the closure it borrows is alive.
             let result = catch_unwind(AssertUnwindSafe(|| unsafe { (*job.0)(part) }));
             st = self.lock();
             st.running -= 1;
+            self.busy.store(st.running, Ordering::Release);
             if let Err(payload) = result {
                 st.panic.get_or_insert(payload);
             }
@@ -119,6 +149,8 @@ impl ThreadPool {
             }),
             work: Condvar::new(),
             done: Condvar::new(),
+            epoch: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
         });
         let mut pool = ThreadPool {
             shared,
@@ -184,8 +216,14 @@ impl ThreadPool {
         st.parts = parts;
         st.next = 0;
         st.running = 0;
+        self.shared.epoch.fetch_add(1, Ordering::Release);
         self.shared.work.notify_all();
         st = self.shared.work(st);
+        if st.running > 0 {
+            drop(st);
+            spin_until(|| self.shared.busy.load(Ordering::Acquire) == 0);
+            st = self.shared.lock();
+        }
         while st.running > 0 {
             st = self
                 .shared
@@ -246,13 +284,21 @@ fn worker(shared: &Shared) {
         if st.shutdown {
             return;
         }
-        st = shared.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+        let seen = shared.epoch.load(Ordering::Acquire);
+        drop(st);
+        spin_until(|| shared.epoch.load(Ordering::Acquire) != seen);
+        st = shared.lock();
+        let idle = st.job.is_none_or(|_| st.next >= st.parts);
+        if idle && !st.shutdown {
+            st = shared.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
     }
 }
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         self.shared.lock().shutdown = true;
+        self.shared.epoch.fetch_add(1, Ordering::Release);
         self.shared.work.notify_all();
         for w in self.workers.drain(..) {
             // A worker never panics (parts are caught); nothing to report if it did.
