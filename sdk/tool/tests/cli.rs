@@ -79,7 +79,7 @@ fn zoo_inspect_run_bench() {
     );
     let listing = ok(&["inspect", &model]);
     assert!(
-        listing.contains("DwConv 3x3/2") && listing.contains("Panel8"),
+        listing.contains("DwConv 3x3/2") && listing.contains("f32 panel8"),
         "{listing}"
     );
 
