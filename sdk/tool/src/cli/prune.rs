@@ -188,22 +188,16 @@ fn pack_sparse(args: &PruneArgs, model: &mut prunus_tool::IrModel) {
     }
 }
 
+/// [`recipe::parse_granularity`](prunus_tool::prune::recipe::parse_granularity), plus the
+/// `--block 1|2|4` spellings.
 fn parse_granularity(s: &str) -> Result<Granularity, String> {
-    match s {
-        "unstructured" | "1" => Ok(Granularity::Unstructured),
-        "block2" | "2" => Ok(Granularity::Block(2)),
-        "block4" | "4" => Ok(Granularity::Block(4)),
-        "channel" => Ok(Granularity::Channel),
-        _ => match s.split_once(':') {
-            Some((n, m)) => match (n.parse::<usize>(), m.parse::<usize>()) {
-                (Ok(n), Ok(m)) if n >= 1 && n <= m => Ok(Granularity::NM(n, m)),
-                _ => Err(format!("bad N:M pattern '{s}' (e.g. 2:4)")),
-            },
-            None => Err(format!(
-                "unknown granularity '{s}' (unstructured, block2, block4, N:M, channel)"
-            )),
-        },
-    }
+    let name = match s {
+        "1" => "unstructured",
+        "2" => "block2",
+        "4" => "block4",
+        other => other,
+    };
+    prunus_tool::prune::recipe::parse_granularity(name)
 }
 
 fn parse_layers(s: &str) -> Result<Layers, String> {
