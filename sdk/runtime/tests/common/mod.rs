@@ -11,12 +11,16 @@ pub struct Counting;
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
 /// The allocation count is process-wide: tests of one binary that count take turns by
-/// holding this guard.
+/// holding this guard. After taking it, a test waits a moment so that the test harness has
+/// finished recording the previous test's result (which allocates on the harness thread,
+/// outside any guard) before counting starts.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL
+    let guard = SERIAL
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    guard
 }
 
 /// Allocations (and reallocations) made so far by the whole process.
