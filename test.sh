@@ -4,6 +4,11 @@
 # .ci/run (C toolchain, valgrind, cbindgen 0.29, toolchains/setup-host.sh for ARM).
 set -euo pipefail
 cd "$(dirname "$0")"
+if [ ! -c /dev/null ]; then
+  echo "error: /dev/null is not a character device (something replaced it); cargo's compiler probe" >&2
+  echo "reads it as source. Restore it: rm /dev/null && mknod -m 666 /dev/null c 1 3" >&2
+  exit 1
+fi
 
 echo "== fixtures (onnxruntime reference outputs)"
 bash tests/fixtures/setup_venv.sh
