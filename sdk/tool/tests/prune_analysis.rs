@@ -6,8 +6,9 @@
 //! imported model's counts (`stats::graph_stats`), sparsity against the zeros actually in
 //! the pruned weights, report parameters against the weights of the written file.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 
 use prunus_tool::prune::calibrate::Calibration;
 use prunus_tool::prune::depgraph::DepGraph;
@@ -24,28 +25,7 @@ use prunus_tool::prune::units::{
 use prunus_tool::prune::{Criterion, Granularity, Layers, criteria, structured};
 use prunus_tool::stats::graph_stats;
 
-fn fixtures_dir() -> PathBuf {
-    std::env::var_os("PRUNUS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/generated")
-        })
-}
-
-fn fixture_path(name: &str) -> PathBuf {
-    let path = fixtures_dir().join(format!("{name}.onnx"));
-    assert!(
-        path.exists(),
-        "missing fixture {}: run `bash tests/fixtures/setup_venv.sh` (or set PRUNUS_FIXTURES)",
-        path.display()
-    );
-    path
-}
-
-fn fixture(name: &str) -> OnnxGraph {
-    let bytes = std::fs::read(fixture_path(name)).unwrap();
-    OnnxGraph::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
+use common::{fixture_graph, fixture_path, prunus, temp_dir};
 
 /// `n` seeded N(0, 1)-ish samples (sum of uniforms) of the model's input shape.
 fn samples(g: &OnnxGraph, n: usize, seed: u64) -> Calibration {
@@ -104,7 +84,7 @@ fn check_monotone_ish(s: &Sensitivity, what: &str) {
 
 #[test]
 fn sensitivity_is_zero_at_ratio_zero_and_grows_with_the_ratio() {
-    let g = fixture("mobilenet_v2");
+    let g = fixture_graph("mobilenet_v2");
     let eval = Evaluator::new(&g, &samples(&g, 2, 1), 0).unwrap();
     let options = SweepOptions {
         ratios: vec![0.0, 0.2, 0.8],
@@ -149,7 +129,7 @@ fn mac_model_matches_the_imported_pruned_model() {
         "ghostnet_1_0",
         "squeezenet1_1",
     ] {
-        let g = fixture(name);
+        let g = fixture_graph(name);
         let dep = DepGraph::build(&g).unwrap();
         let scores = criteria::class_scores(&g, &dep, Criterion::L2, None).unwrap();
         let macs = MacModel::new(&g).unwrap();
@@ -185,7 +165,7 @@ fn run_recipe(g: &OnnxGraph, json: &str, calib: Option<&Calibration>) -> RecipeO
 
 #[test]
 fn allocation_meets_the_target_and_is_not_uniform() {
-    let g = fixture("mobilenet_v2");
+    let g = fixture_graph("mobilenet_v2");
     let calib = samples(&g, 2, 2);
     let held_out = Evaluator::new(&g, &samples(&g, 4, 3), 0).unwrap();
     let sweep = r#""sensitivity": { "ratios": [0.25, 0.5, 0.75, 0.9], "samples": 2 }"#;
@@ -260,7 +240,7 @@ fn family_recipes_apply_to_their_models() {
         let json =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let recipe = Recipe::from_json(&json).unwrap_or_else(|e| panic!("{recipe_name}: {e}"));
-        let g = fixture(model);
+        let g = fixture_graph(model);
         let out = prune_with_recipe(&g, &recipe, None, &Analysis::IfNeeded, &quiet())
             .unwrap_or_else(|e| panic!("{recipe_name}: {e}"));
         let sources: Vec<&str> = out.layers.iter().map(|l| l.source.as_str()).collect();
@@ -351,26 +331,12 @@ fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
     std::fs::write(path, bytes).unwrap();
 }
 
-fn prunus(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_prunus"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 /// `prunus prune --target-sparsity --sensitivity --report --eval` writes consistent files.
 #[test]
 fn cli_report_and_sensitivity_files_are_consistent() {
     let model = fixture_path("mobilenet_v2");
-    let g = fixture("mobilenet_v2");
-    let dir = std::env::temp_dir().join(format!("prunus-prune-analysis-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let g = fixture_graph("mobilenet_v2");
+    let dir = temp_dir("prune-analysis");
     let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let (calib, eval) = (samples(&g, 2, 4), samples(&g, 3, 5));
     let mut shape = calib.sample_shape.clone();

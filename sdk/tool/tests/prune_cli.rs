@@ -1,42 +1,14 @@
 //! `prunus prune` end to end on the mobilenet_v2 fixture (tests/fixtures/generated; missing
 //! fixtures fail with a message saying how to make them).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn fixture() -> PathBuf {
-    let dir = std::env::var_os("PRUNUS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/generated")
-        });
-    let path = dir.join("mobilenet_v2.onnx");
-    assert!(
-        path.exists(),
-        "missing fixture {}: run `bash tests/fixtures/setup_venv.sh` (or set PRUNUS_FIXTURES)",
-        path.display()
-    );
-    path
-}
-
-fn prunus(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_prunus"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
+use common::{fixture_path, prunus, temp_dir};
 
 #[test]
 fn prune_writes_outputs_and_refuses_bad_requests() {
-    let input = fixture();
-    let dir = std::env::temp_dir().join(format!("prunus-prune-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let input = fixture_path("mobilenet_v2");
+    let dir = temp_dir("prune-cli");
     let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let inp = input.to_string_lossy().into_owned();
 

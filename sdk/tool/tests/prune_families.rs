@@ -12,51 +12,22 @@
 //!   onnx.checker passes, onnxruntime loads it, and its output agrees with Prunus's on it
 //!   (cosine ≥ 0.99999).
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use prunus_tool::prune::depgraph::DepGraph;
 use prunus_tool::prune::onnx_graph::{Const, OnnxGraph, op};
 use prunus_tool::prune::{
     Criterion, StructuredOptions, calibrate, select, structured, structured_prune,
 };
+use prunus_tool::zoo::FAMILIES;
 
-const FAMILIES: [&str; 9] = [
-    "squeezenet1_1",
-    "mobilenet_v1",
-    "mobilenet_v2",
-    "mobilenet_v3_small",
-    "mobilenet_v3_large",
-    "shufflenet_v1",
-    "shufflenet_v2_x1_0",
-    "ghostnet_1_0",
-    "xception",
-];
+use common::{fixture_bytes, fixture_input, python, repo_root, temp_dir};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn fixtures_dir() -> PathBuf {
-    std::env::var_os("PRUNUS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("tests/fixtures/generated"))
-}
-
-fn fixture(name: &str) -> (Vec<u8>, Vec<f32>) {
-    let dir = fixtures_dir();
-    let onnx = dir.join(format!("{name}.onnx"));
-    let bytes = std::fs::read(&onnx).unwrap_or_else(|e| {
-        panic!(
-            "missing fixture {} ({e}): run `bash tests/fixtures/setup_venv.sh` (or set PRUNUS_FIXTURES)",
-            onnx.display()
-        )
-    });
-    let input = dir.join(format!("{name}.in0.npy"));
-    let raw = std::fs::read(&input)
-        .unwrap_or_else(|e| panic!("missing fixture {} ({e})", input.display()));
-    let npy = npyz::NpyFile::new(&raw[..]).expect("npy header");
-    (bytes, npy.into_vec().expect("f32 npy"))
+/// The nine family names (the fixtures are named after them).
+fn families() -> impl Iterator<Item = &'static str> {
+    FAMILIES.iter().map(|f| f.name)
 }
 
 fn run(onnx: &[u8], input: &[f32]) -> Vec<f32> {
@@ -127,8 +98,8 @@ fn max_abs(v: &[f32]) -> f32 {
 #[test]
 fn dead_channels_prune_exactly() {
     let mut failures = Vec::new();
-    for name in FAMILIES {
-        let (bytes, input) = fixture(name);
+    for name in families() {
+        let (bytes, input) = (fixture_bytes(name), fixture_input(name));
         let mut g = OnnxGraph::parse(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let dep = DepGraph::build(&g).unwrap();
         let removed = select(&dep, &scrambled_scores(dep.classes.len()), 0.3, 1);
@@ -162,19 +133,11 @@ fn dead_channels_prune_exactly() {
 
 #[test]
 fn thirty_percent_loads_in_onnxruntime() {
-    let python = std::env::var_os("PRUNUS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no python at {} (set PRUNUS_PYTHON or run `bash tests/fixtures/setup_venv.sh`)",
-        python.display()
-    );
-    let dir = std::env::temp_dir().join(format!("prunus-prune-families-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let python = python();
+    let dir = temp_dir("prune-families");
     let mut stats = HashMap::new();
-    for name in FAMILIES {
-        let (bytes, input) = fixture(name);
+    for name in families() {
+        let (bytes, input) = (fixture_bytes(name), fixture_input(name));
         let g = OnnxGraph::parse(&bytes).unwrap();
         let options = StructuredOptions {
             sparsity: 0.3,
@@ -210,7 +173,7 @@ fn thirty_percent_loads_in_onnxruntime() {
     let result = std::process::Command::new(&python)
         .arg(&script)
         .arg(&dir)
-        .args(FAMILIES)
+        .args(families())
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", python.display()));
     println!("{}", String::from_utf8_lossy(&result.stdout));

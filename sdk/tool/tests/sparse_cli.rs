@@ -2,24 +2,12 @@
 //! `inspect` shows them, a sparse `.prunus` can be pruned again, `import` packs an ONNX
 //! model with zeros sparse (and `--dense` turns it off), `--target` and `--block` parse.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
 use prunus_format::{Encoding, WriteOptions};
 use prunus_tool::zoo::{ZooOptions, build};
 
-fn prunus(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_prunus"))
-        .args(args)
-        .output()
-        .expect("run prunus");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
+use common::{fixture_path, prunus, temp_dir};
 
 fn sparse_layers(path: &str) -> usize {
     let bytes = std::fs::read(path).expect("read");
@@ -32,15 +20,9 @@ fn sparse_layers(path: &str) -> usize {
         .count()
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("prunus-sparse-cli-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
 #[test]
 fn prune_and_inspect_sparse_prunus_files() {
-    let dir = temp_dir("prunus");
+    let dir = temp_dir("sparse-cli-prunus");
     let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let model = build(
         "mobilenet_v2",
@@ -129,18 +111,8 @@ fn prune_and_inspect_sparse_prunus_files() {
 
 #[test]
 fn import_packs_zeros_sparse_unless_dense() {
-    let fixtures = std::env::var_os("PRUNUS_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/generated")
-        });
-    let onnx = fixtures.join("mobilenet_v1.onnx");
-    assert!(
-        onnx.exists(),
-        "missing fixture {}: run `bash tests/fixtures/setup_venv.sh` (or set PRUNUS_FIXTURES)",
-        onnx.display()
-    );
-    let dir = temp_dir("onnx");
+    let onnx = fixture_path("mobilenet_v1");
+    let dir = temp_dir("sparse-cli-onnx");
     let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let onnx = onnx.to_string_lossy().into_owned();
     let (ok, text) = prunus(&[

@@ -6,12 +6,15 @@
 //! file's (cosine ≥ 0.99999), and at 90 % the MobileNet v1/v2 files must be at most 25 % of
 //! the dense fp32 file.
 
-use prunus::{AlignedBytes, Model, Options};
+mod common;
+
 use prunus_format::{Encoding, WriteOptions};
 use prunus_tool::IrModel;
 use prunus_tool::prune::{Granularity, Layers, prunus_file};
 use prunus_tool::sparsity::{self, Decision, Target};
 use prunus_tool::zoo::{FAMILIES, ZooOptions, build};
+
+use common::{cosine, run_prunus_bytes as run};
 
 const MIN_COSINE: f64 = 0.99999;
 const MAX_SIZE_RATIO: f64 = 0.25;
@@ -27,20 +30,6 @@ fn input(n: usize) -> Vec<f32> {
             ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
         })
         .collect()
-}
-
-fn run(bytes: &[u8], x: &[f32]) -> Vec<f32> {
-    let bytes = AlignedBytes::new(bytes);
-    let model = Model::from_bytes(bytes.as_bytes()).expect("open");
-    let mut session = model.session(Options::default()).expect("session");
-    session.run(&[x]).expect("run");
-    session.output(0).expect("output").to_vec()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
-    let norm = |v: &[f32]| v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b)).max(1e-300)
 }
 
 fn pruned(name: &str, hw: u32, sparsity: f64) -> IrModel {
