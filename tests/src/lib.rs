@@ -34,6 +34,26 @@ pub fn fixtures_dir() -> PathBuf {
     }
 }
 
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The venv's python, which has onnx and onnxruntime: `$PRUNUS_PYTHON`, else
+/// `.venv/bin/python` at the repository root (made by `tests/fixtures/setup_venv.sh`).
+/// Panics with that hint when it is missing: the tests that need it fail, never skip.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("PRUNUS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "no python at {} (set PRUNUS_PYTHON or run `bash tests/fixtures/setup_venv.sh`)",
+        python.display()
+    );
+    python
+}
+
 /// `manifest.json`: every fixture model with its reference tensors.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Manifest {

@@ -7,43 +7,15 @@
 //! `.venv/bin/python` at the repository root), runs each pruned ONNX in onnxruntime and
 //! checks Prunus's output against it: cosine ≥ 0.99999. Missing fixtures or python fail.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use prunus::{AlignedBytes, Model, Options};
 use prunus_format::{Encoding, WriteOptions};
-use prunus_integration_tests::{fixtures_dir, read_npy};
+use prunus_integration_tests::{fixtures_dir, python, read_npy, repo_root};
 use prunus_tool::prune::onnx_graph::OnnxGraph;
 use prunus_tool::prune::{Granularity, Layers, unstructured_prune_onnx};
 use prunus_tool::sparsity::{self, Decision, Target};
-
-const FAMILIES: [&str; 9] = [
-    "squeezenet1_1",
-    "mobilenet_v1",
-    "mobilenet_v2",
-    "mobilenet_v3_small",
-    "mobilenet_v3_large",
-    "shufflenet_v1",
-    "shufflenet_v2_x1_0",
-    "ghostnet_1_0",
-    "xception",
-];
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("PRUNUS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no python at {} (set PRUNUS_PYTHON or run `bash tests/fixtures/setup_venv.sh`)",
-        python.display()
-    );
-    python
-}
+use prunus_tool::zoo::FAMILIES;
 
 fn run(bytes: &[u8], x: &[f32]) -> Vec<f32> {
     let bytes = AlignedBytes::new(bytes);
@@ -73,7 +45,7 @@ fn pruned_families_run_sparse_like_onnxruntime() {
     let dir = std::env::temp_dir().join(format!("prunus-sparse-ort-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut names = Vec::new();
-    for family in FAMILIES {
+    for family in FAMILIES.iter().map(|f| f.name) {
         let onnx_path = fixtures.join(format!("{family}.onnx"));
         let bytes = std::fs::read(&onnx_path).unwrap_or_else(|e| {
             panic!(
