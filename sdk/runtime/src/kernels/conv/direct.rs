@@ -21,8 +21,12 @@
 //!
 //! The ring is a 64 KiB stack array; wider rows are cut into strips, and groups with more
 //! input channels than fit into blocks whose partial sums go through the output (the last
-//! block applies the activation). Weights are read in place (OIHW rows): packing them as
-//! `[taps][R]` panels measured no faster on x86-64 (the broadcasts hit L1 either way).
+//! block applies the activation). Weights are packed as `[taps][R]` panels (a 64 KiB stack
+//! array, once per channel block for every zoo model) so that a tap's `R` weights are
+//! contiguous: no faster on x86-64 (the broadcasts hit L1 either way), but NEON loads them
+//! as `R / 4` vectors and multiplies by element, where the OIHW rows in place cost one
+//! scalar load and one bounds check per weight (the stem: 62 instructions per 24 FMAs).
+//! Each tap's `NV` vectors are one [`Simd::load_n`] (one bounds check; NEON: `ldp` pairs).
 
 use std::array::from_fn;
 
@@ -42,6 +46,34 @@ const RH: usize = 3;
 
 /// Most taps (input channels x K x K) of one channel block: sizes the offset table.
 const MAX_TAPS: usize = 1152;
+
+/// Packed weights (values, 64 KiB on the stack): `[taps][R]` panels of output channels.
+const PACK: usize = 16384;
+
+const _: () = assert!(PACK >= MAX_TAPS * 8, "a panel of 8 channels fits");
+
+/// Packs the weights of output channels `o0..o1` (input channels `ic0..` of the
+/// `icpg` of their group, `kk` taps each: `taps` taps per channel) as `[taps][R]`
+/// panels of `R` channels, so that a tap's `R` weights are one contiguous load; a last
+/// panel's channels past `o1` repeat its first (computed, not stored).
+#[inline(always)]
+fn pack_weights<const R: usize>(
+    packed: &mut [f32],
+    w: &[f32],
+    [o0, o1]: [usize; 2],
+    [icpg, ic0, kk]: [usize; 3],
+    taps: usize,
+) {
+    for (p, panel) in (o0..o1).step_by(R).zip(packed.chunks_exact_mut(R * taps)) {
+        for r in 0..R {
+            let o = if p + r < o1 { p + r } else { p };
+            let src = &w[(o * icpg + ic0) * kk..][..taps];
+            for (dst, &v) in panel.as_chunks_mut::<R>().0.iter_mut().zip(src) {
+                dst[r] = v;
+            }
+        }
+    }
+}
 
 /// A checked direct convolution.
 pub(super) struct DirectConv<'a, const K: usize, const ST: usize> {
@@ -123,6 +155,7 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
         let cut = Cut::new(ow, icpg, [K, ST, W], l);
         let mut buf = [0.0f32; RING];
         let mut offs = [0u32; RH * MAX_TAPS];
+        let mut packed = [0.0f32; PACK];
         for grp in 0..g.groups {
             let xg = &x[grp * icpg * in_hw..][..icpg * in_hw];
             for ox0 in (0..ow).step_by(cut.strip) {
@@ -134,102 +167,112 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
                     // Overlapping vectors and bands recompute values: only when no partial
                     // sum is read back.
                     let single = first && last;
-                    let mut ring = RowRing::<W, ST>::new(&mut buf, nb, cut.pw);
-                    ring.start(s, ix0, (n - 1) * ST + K, g.in_w);
                     let xb = &xg[ic0 * in_hw..][..nb * in_hw];
                     let taps = nb * kk;
-                    // Per band row: `full` whole vectors at multiples of LANES (row tiles
-                    // of NV of them), and a last partial one.
-                    let full = n / l;
-                    let ncols = n.div_ceil(l);
-                    let row_tiles = full / NV;
-                    let left_per_row = ncols - row_tiles * NV;
-                    let vect = |h: usize, j: usize| {
-                        let c = j * l;
-                        match (single && n >= l, n - c < l) {
-                            (true, true) => Vect { h, c: n - l, m: l },
-                            _ => Vect {
-                                h,
-                                c,
-                                m: l.min(n - c),
-                            },
-                        }
-                    };
-                    let left = |i: usize| vect(i / left_per_row, row_tiles * NV + i % left_per_row);
-                    let mut oy = 0;
-                    while oy < g.out_h {
-                        // Bands of RH rows; the last ends at the plane's end, overlapping
-                        // its predecessor, unless partial sums are read back.
-                        let band = match oy + RH <= g.out_h || !single {
-                            true => oy,
-                            false => g.out_h.saturating_sub(RH),
+                    // Output channels whose packed weights fit PACK, all at once (every
+                    // zoo model's convolutions but the widest: one pass).
+                    let opass = (PACK / (taps * R) * R).min(ocpg.next_multiple_of(R));
+                    for ob0 in (0..ocpg).step_by(opass) {
+                        let ob1 = (ob0 + opass).min(ocpg);
+                        pack_weights::<R>(
+                            &mut packed,
+                            w,
+                            [grp * ocpg + ob0, grp * ocpg + ob1],
+                            [icpg, ic0, kk],
+                            taps,
+                        );
+                        let mut ring = RowRing::<W, ST>::new(&mut buf, nb, cut.pw);
+                        ring.start(s, ix0, (n - 1) * ST + K, g.in_w);
+                        // Per band row: `full` whole vectors at multiples of LANES (row tiles
+                        // of NV of them), and a last partial one.
+                        let full = n / l;
+                        let ncols = n.div_ceil(l);
+                        let row_tiles = full / NV;
+                        let left_per_row = ncols - row_tiles * NV;
+                        let vect = |h: usize, j: usize| {
+                            let c = j * l;
+                            match (single && n >= l, n - c < l) {
+                                (true, true) => Vect { h, c: n - l, m: l },
+                                _ => Vect {
+                                    h,
+                                    c,
+                                    m: l.min(n - c),
+                                },
+                            }
                         };
-                        let rh = RH.min(g.out_h - band);
-                        let iy0 = (band * ST) as isize - g.pads[0] as isize;
-                        let slots = ring.advance(s, xb, [g.in_h, g.in_w], iy0);
-                        // offs[h][ic, ky, kx]: where output row h's tap starts in the ring.
-                        for (h, oh) in offs.chunks_exact_mut(MAX_TAPS).take(rh).enumerate() {
-                            let taps_h = oh[..taps].as_chunks_mut::<K>().0;
-                            for (t, row) in taps_h.iter_mut().enumerate() {
-                                let (ic, ky) = (t / K, t % K);
-                                let at = ring.offset(ic, slots[h * ST + ky]);
-                                for (kx, o) in row.iter_mut().enumerate() {
-                                    *o = (at + (kx % ST) * cut.pw + kx / ST) as u32;
+                        let left =
+                            |i: usize| vect(i / left_per_row, row_tiles * NV + i % left_per_row);
+                        let mut oy = 0;
+                        while oy < g.out_h {
+                            // Bands of RH rows; the last ends at the plane's end, overlapping
+                            // its predecessor, unless partial sums are read back.
+                            let band = match oy + RH <= g.out_h || !single {
+                                true => oy,
+                                false => g.out_h.saturating_sub(RH),
+                            };
+                            let rh = RH.min(g.out_h - band);
+                            let iy0 = (band * ST) as isize - g.pads[0] as isize;
+                            let slots = ring.advance(s, xb, [g.in_h, g.in_w], iy0);
+                            // offs[h][ic, ky, kx]: where output row h's tap starts in the ring.
+                            for (h, oh) in offs.chunks_exact_mut(MAX_TAPS).take(rh).enumerate() {
+                                let taps_h = oh[..taps].as_chunks_mut::<K>().0;
+                                for (t, row) in taps_h.iter_mut().enumerate() {
+                                    let (ic, ky) = (t / K, t % K);
+                                    let at = ring.offset(ic, slots[h * ST + ky]);
+                                    for (kx, o) in row.iter_mut().enumerate() {
+                                        *o = (at + (kx % ST) * cut.pw + kx / ST) as u32;
+                                    }
                                 }
                             }
-                        }
-                        let nleft = rh * left_per_row;
-                        for o0 in (0..ocpg).step_by(R) {
-                            let o = grp * ocpg + o0;
-                            let rows = R.min(ocpg - o0);
-                            // Rows past the group's last repeat its first: computed, not stored.
-                            let wr: [&[f32]; R] = from_fn(|r| {
-                                let o = o + if r < rows { r } else { 0 };
-                                &w[(o * icpg + ic0) * kk..][..taps]
-                            });
-                            let out = Out {
-                                bias: from_fn(|r| match epi.bias {
-                                    Some(b) if r < rows => s.splat(b[o + r]),
-                                    _ => s.zero(),
-                                }),
-                                act: &act,
-                                rows,
-                                first,
-                                last,
-                                plane: ohw,
-                                ow,
-                                base: band * ow + ox0,
-                            };
-                            let yt = &mut y[o * ohw..(o + rows) * ohw];
-                            let buf = ring.data();
-                            // Row tiles: NV consecutive vectors, one offset per tap.
-                            for h in 0..rh {
-                                let oh = &offs[h * MAX_TAPS..][..taps];
-                                for t in 0..row_tiles {
-                                    let c = t * NV * l;
-                                    let vs: [Vect; NV] = from_fn(|v| Vect {
-                                        h,
-                                        c: c + v * l,
-                                        m: l,
-                                    });
+                            let nleft = rh * left_per_row;
+                            for o0 in (ob0..ob1).step_by(R) {
+                                let o = grp * ocpg + o0;
+                                let rows = R.min(ocpg - o0);
+                                let wr = packed[(o0 - ob0) * taps..][..R * taps].as_chunks::<R>().0;
+                                let out = Out {
+                                    bias: from_fn(|r| match epi.bias {
+                                        Some(b) if r < rows => s.splat(b[o + r]),
+                                        _ => s.zero(),
+                                    }),
+                                    act: &act,
+                                    rows,
+                                    first,
+                                    last,
+                                    plane: ohw,
+                                    ow,
+                                    base: band * ow + ox0,
+                                };
+                                let yt = &mut y[o * ohw..(o + rows) * ohw];
+                                let buf = ring.data();
+                                // Row tiles: NV consecutive vectors, one offset per tap.
+                                for h in 0..rh {
+                                    let oh = &offs[h * MAX_TAPS..][..taps];
+                                    for t in 0..row_tiles {
+                                        let c = t * NV * l;
+                                        let vs: [Vect; NV] = from_fn(|v| Vect {
+                                            h,
+                                            c: c + v * l,
+                                            m: l,
+                                        });
+                                        let acc = out.init::<NV>(s, yt, &vs);
+                                        let acc = tile_row::<S, R, NV>(s, buf, oh, c, wr, acc);
+                                        out.store(s, acc, yt, &vs);
+                                    }
+                                }
+                                // The rest, NV vectors from anywhere in the band (a short last
+                                // tile repeats its last vector).
+                                for t0 in (0..nleft).step_by(NV) {
+                                    let vs: [Vect; NV] = from_fn(|v| left((t0 + v).min(nleft - 1)));
                                     let acc = out.init::<NV>(s, yt, &vs);
-                                    let acc = tile_row::<S, R, NV>(s, buf, oh, c, wr, acc);
+                                    let vo: [&[u32]; NV] =
+                                        from_fn(|v| &offs[vs[v].h * MAX_TAPS..][..taps]);
+                                    let cs = vs.map(|v| v.c);
+                                    let acc = tile::<S, R, NV>(s, buf, vo, cs, wr, acc);
                                     out.store(s, acc, yt, &vs);
                                 }
                             }
-                            // The rest, NV vectors from anywhere in the band (a short last
-                            // tile repeats its last vector).
-                            for t0 in (0..nleft).step_by(NV) {
-                                let vs: [Vect; NV] = from_fn(|v| left((t0 + v).min(nleft - 1)));
-                                let acc = out.init::<NV>(s, yt, &vs);
-                                let vo: [&[u32]; NV] =
-                                    from_fn(|v| &offs[vs[v].h * MAX_TAPS..][..taps]);
-                                let cs = vs.map(|v| v.c);
-                                let acc = tile::<S, R, NV>(s, buf, vo, cs, wr, acc);
-                                out.store(s, acc, yt, &vs);
-                            }
+                            oy = band + rh;
                         }
-                        oy = band + rh;
                     }
                 }
             }
@@ -238,7 +281,7 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
 }
 
 /// Adds every tap to the `R` x `NV` tile of consecutive vectors: tap `k` reads
-/// `NV * LANES` values of `buf` from `offs[k] + c`, weighted by `w[r][k]` for output
+/// `NV * LANES` values of `buf` from `offs[k] + c`, weighted by `w[k][r]` for output
 /// channel `r`.
 #[inline(always)]
 fn tile_row<S: Simd, const R: usize, const NV: usize>(
@@ -246,19 +289,13 @@ fn tile_row<S: Simd, const R: usize, const NV: usize>(
     buf: &[f32],
     offs: &[u32],
     c: usize,
-    w: [&[f32]; R],
+    w: &[[f32; R]],
     mut acc: [[S::V; NV]; R],
 ) -> [[S::V; NV]; R] {
-    let l = S::LANES;
-    let taps = w[0].len();
-    let offs = &offs[..taps];
-    let w = w.map(|w| &w[..taps]);
-    for (k, &o) in offs.iter().enumerate() {
-        let at = o as usize + c;
-        let xs = &buf[at..at + NV * l];
-        let xv: [S::V; NV] = from_fn(|v| s.load(&xs[v * l..]));
-        for (accr, wr) in acc.iter_mut().zip(&w) {
-            let wb = s.splat(wr[k]);
+    for (&o, wk) in offs.iter().zip(w) {
+        let xv = s.load_n::<NV>(&buf[o as usize + c..]);
+        let wb = s.splat_each(wk);
+        for (accr, &wb) in acc.iter_mut().zip(&wb) {
             for (a, &x) in accr.iter_mut().zip(&xv) {
                 *a = s.fma(*a, wb, x);
             }
@@ -268,28 +305,27 @@ fn tile_row<S: Simd, const R: usize, const NV: usize>(
 }
 
 /// Adds every tap to the `R` x `NV` tile: vector `v` of tap `k` is `LANES` values of `buf`
-/// from `offs[v][k] + cs[v]`, weighted by `w[r][k]` for output channel `r`.
+/// from `offs[v][k] + cs[v]`, weighted by `w[k][r]` for output channel `r`.
 #[inline(always)]
 fn tile<S: Simd, const R: usize, const NV: usize>(
     s: S,
     buf: &[f32],
     offs: [&[u32]; NV],
     cs: [usize; NV],
-    w: [&[f32]; R],
+    w: &[[f32; R]],
     mut acc: [[S::V; NV]; R],
 ) -> [[S::V; NV]; R] {
     let l = S::LANES;
-    let taps = w[0].len();
+    let taps = w.len();
     let offs = offs.map(|o| &o[..taps]);
-    let w = w.map(|w| &w[..taps]);
     // One counter, one exit (see the pointwise tile): the tile stays in registers.
-    for k in 0..taps {
+    for (k, wk) in w.iter().enumerate() {
         let xv: [S::V; NV] = from_fn(|v| {
             let at = offs[v][k] as usize + cs[v];
             s.load(&buf[at..at + l])
         });
-        for (accr, wr) in acc.iter_mut().zip(&w) {
-            let wb = s.splat(wr[k]);
+        let wb = s.splat_each(wk);
+        for (accr, &wb) in acc.iter_mut().zip(&wb) {
             for (a, &x) in accr.iter_mut().zip(&xv) {
                 *a = s.fma(*a, wb, x);
             }

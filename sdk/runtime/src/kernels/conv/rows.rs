@@ -119,7 +119,8 @@ pub(crate) fn phases<const ST: usize>(slot: &mut [f32], pw: usize) -> [&mut [f32
 }
 
 /// `even[i] = pairs[2i]`, `odd[i] = pairs[2i + 1]`, by [`Simd::load_deinterleaved`] of two
-/// vectors at a time, the last pair of vectors overlapping its predecessor (a plain loop
+/// vectors at a time (four such pairs per [`Simd::store_n`] of each phase where the row
+/// allows), the last pair of vectors overlapping its predecessor (a plain loop
 /// was vectorised by LLVM with a scalar tail of up to 31 pairs per row on x86-64, which
 /// cost more than the stride-2 taps themselves); fewer pairs than a vector, partially.
 #[inline(always)]
@@ -132,10 +133,25 @@ fn deinterleave<S: Simd>(s: S, pairs: &[f32], even: &mut [f32], odd: &mut [f32])
         s.store_partial(ov, o);
         return;
     }
+    // Four pairs of vectors per step, stored four vectors at a time (NEON: 4 `ld2`, 2 `st1`).
+    let (p4, e4, o4) = (
+        p.chunks_exact(8 * l),
+        e.chunks_exact_mut(4 * l),
+        o.chunks_exact_mut(4 * l),
+    );
+    let done = m - m % (4 * l);
+    for ((src, e), o) in p4.zip(e4).zip(o4) {
+        let (mut ev, mut ov) = ([s.zero(); 4], [s.zero(); 4]);
+        for (i, (ev, ov)) in ev.iter_mut().zip(&mut ov).enumerate() {
+            (*ev, *ov) = s.load_deinterleaved(&src[2 * i * l..]);
+        }
+        s.store_n(ev, e);
+        s.store_n(ov, o);
+    }
     let (pv, ev, ov) = (
-        p.chunks_exact(2 * l),
-        e.chunks_exact_mut(l),
-        o.chunks_exact_mut(l),
+        p[2 * done..].chunks_exact(2 * l),
+        e[done..].chunks_exact_mut(l),
+        o[done..].chunks_exact_mut(l),
     );
     for ((src, e), o) in pv.zip(ev).zip(ov) {
         let (ev, ov) = s.load_deinterleaved(src);

@@ -23,6 +23,12 @@
 //!   per FMA in the 3x3 tile), and which keep two accumulator chains per vector on rows
 //!   too narrow for several vectors; bands of 4 rows for 3x3 stride-1 rows of one vector
 //!   (MobileNetV2's 14x14 and 7x7 planes: -10 to -15 % on AVX-512).
+//! - NEON runs 3x3 in bands of 4 rows of 2 vectors (MobileNetV2's depthwise layers: 32.1 M
+//!   -> 29.5 M instructions, with the multi-vector loads below): 4 rows of 4
+//!   vectors spilled (16 accumulators, LLVM hoists the loads; +12 % at 112x112), and the
+//!   window-row loop is unrolled by hand (LLVM kept 6- and 9-row windows as a loop with the
+//!   accumulators in memory: +80 %). [`Simd::load_n`]'s `vld1q_f32_x4` compiles to `ldp` /
+//!   `ldur` pairs, not one multi-register `ld1`.
 //! - Blocks of rows whose padded copies fit 16 KiB, so they are still in L1 when the taps
 //!   read them (the whole 64 KiB buffer: MobileNetV2's 112->56 stride-2 layer 20 % slower).
 //! - Computing small planes over the flattened plane (vectors across row ends, to fill

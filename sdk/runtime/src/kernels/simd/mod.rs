@@ -57,7 +57,7 @@
 //! `&x[i..i + NV * S::LANES]` once, then load at constant offsets inside it).
 //!
 //! Only what the kernels need is here: splat (one value or each of an array), load/store (full and partial), fma, add, mul,
-//! max, min, deinterleave (of two vectors, or while loading) and a per-lane scalar fallback ([`Simd::map_lanes`], for Sigmoid). The fused
+//! max, min, deinterleave (of two vectors, or while loading), a per-lane scalar fallback ([`Simd::map_lanes`], for Sigmoid) and loads/stores of several consecutive vectors at once ([`Simd::load_n`], [`Simd::store_n`]). The fused
 //! bias + activation epilogue built on them is [`VecActivation`].
 
 mod activation;
@@ -185,6 +185,25 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
             *lane = f(*lane);
         }
         self.load(&buf)
+    }
+
+    /// The `N` consecutive vectors at `s[..N * LANES]`, with one bounds check (NEON:
+    /// `vld1q_f32_x4` per 4 vectors, which LLVM emits as `ldp` pairs). Panics if `s` is
+    /// shorter.
+    #[inline(always)]
+    fn load_n<const N: usize>(self, s: &[f32]) -> [Self::V; N] {
+        let s = &s[..N * Self::LANES];
+        std::array::from_fn(|v| self.load(&s[v * Self::LANES..]))
+    }
+
+    /// Stores the `N` vectors `vs` to `s[..N * LANES]`, with one bounds check (NEON:
+    /// `vst1q_f32_x4` per 4 vectors). Panics if `s` is shorter.
+    #[inline(always)]
+    fn store_n<const N: usize>(self, vs: [Self::V; N], s: &mut [f32]) {
+        let s = &mut s[..N * Self::LANES];
+        for (&v, c) in vs.iter().zip(s.chunks_exact_mut(Self::LANES)) {
+            self.store(v, c);
+        }
     }
 }
 

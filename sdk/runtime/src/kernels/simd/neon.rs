@@ -119,4 +119,51 @@ impl Simd for Neon {
         // operand is NaN.
         unsafe { vminnmq_f32(a, b) }
     }
+
+    #[inline(always)]
+    fn load_n<const N: usize>(self, s: &[f32]) -> [float32x4_t; N] {
+        let s = &s[..N * 4];
+        let mut out = [self.zero(); N];
+        let (quads, rest) = out.as_chunks_mut::<4>();
+        let (src4, tail) = s.as_chunks::<16>();
+        for (q, src) in quads.iter_mut().zip(src4) {
+            // SAFETY: NEON is available (token); `src` is 16 readable values.
+            let v = unsafe { vld1q_f32_x4(src.as_ptr()) };
+            *q = [v.0, v.1, v.2, v.3];
+        }
+        match rest {
+            [a, b, c] => {
+                // SAFETY: NEON is available; `tail` holds 12 readable values.
+                let v = unsafe { vld1q_f32_x3(tail.as_ptr()) };
+                (*a, *b, *c) = (v.0, v.1, v.2);
+            }
+            [a, b] => {
+                // SAFETY: NEON is available; `tail` holds 8 readable values.
+                let v = unsafe { vld1q_f32_x2(tail.as_ptr()) };
+                (*a, *b) = (v.0, v.1);
+            }
+            [a] => *a = self.load(tail),
+            _ => {}
+        }
+        out
+    }
+
+    #[inline(always)]
+    fn store_n<const N: usize>(self, vs: [float32x4_t; N], s: &mut [f32]) {
+        let s = &mut s[..N * 4];
+        let (quads, rest) = vs.as_chunks::<4>();
+        let (dst4, tail) = s.as_chunks_mut::<16>();
+        for (q, dst) in quads.iter().zip(dst4) {
+            // SAFETY: NEON is available (token); `dst` is 16 writable values.
+            unsafe { vst1q_f32_x4(dst.as_mut_ptr(), float32x4x4_t(q[0], q[1], q[2], q[3])) };
+        }
+        match *rest {
+            // SAFETY: NEON is available; `tail` holds 12 writable values.
+            [a, b, c] => unsafe { vst1q_f32_x3(tail.as_mut_ptr(), float32x4x3_t(a, b, c)) },
+            // SAFETY: NEON is available; `tail` holds 8 writable values.
+            [a, b] => unsafe { vst1q_f32_x2(tail.as_mut_ptr(), float32x4x2_t(a, b)) },
+            [a] => self.store(a, tail),
+            _ => {}
+        }
+    }
 }

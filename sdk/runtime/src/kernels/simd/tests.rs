@@ -196,3 +196,58 @@ fn deinterleave_splits_even_and_odd_lanes() {
     #[cfg(target_arch = "aarch64")]
     go::<Neon>();
 }
+
+#[test]
+fn load_n_and_store_n_move_consecutive_vectors() {
+    /// Copies `src` to `dst` with `load_n::<N>` / `store_n::<N>` for N = 1..=9.
+    struct Move<'a> {
+        src: &'a [f32],
+        dst: &'a mut [f32],
+    }
+    impl SimdKernel for Move<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run<S: Simd>(self, s: S) {
+            fn one<S: Simd, const N: usize>(s: S, src: &[f32], dst: &mut [f32], at: &mut usize) {
+                let vs = s.load_n::<N>(&src[*at..]);
+                s.store_n(vs, &mut dst[*at..]);
+                *at += N * S::LANES;
+            }
+            let (src, dst, mut at) = (self.src, self.dst, 0);
+            one::<S, 1>(s, src, dst, &mut at);
+            one::<S, 2>(s, src, dst, &mut at);
+            one::<S, 3>(s, src, dst, &mut at);
+            one::<S, 4>(s, src, dst, &mut at);
+            one::<S, 5>(s, src, dst, &mut at);
+            one::<S, 6>(s, src, dst, &mut at);
+            one::<S, 7>(s, src, dst, &mut at);
+            one::<S, 8>(s, src, dst, &mut at);
+            one::<S, 9>(s, src, dst, &mut at);
+        }
+    }
+    fn go<S: Simd>() {
+        if let Some(s) = S::detect() {
+            // 45 vectors, then one that must stay untouched.
+            let n = 45 * S::LANES;
+            let src: Vec<f32> = (0..n + S::LANES).map(|i| i as f32 * 0.5 - 3.0).collect();
+            let mut dst = vec![f32::NAN; n + S::LANES];
+            s.vectorize(Move {
+                src: &src,
+                dst: &mut dst,
+            });
+            assert_eq!(dst[..n], src[..n], "{}", std::any::type_name::<S>());
+            assert!(
+                dst[n..].iter().all(|v| v.is_nan()),
+                "{}",
+                std::any::type_name::<S>()
+            );
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        go::<Avx2>();
+        go::<Avx512>();
+    }
+    #[cfg(target_arch = "aarch64")]
+    go::<Neon>();
+}

@@ -4,13 +4,16 @@
 //! Tile shapes (accumulators + input vectors + broadcasts within the register file):
 //! 32 registers (AVX-512, NEON): 1 x 8 (1 x 4 for long blocks, see
 //! [`LONG_BLOCK_COLUMNS`]), 2 x 6, 4 x 4; 16 registers (AVX2): 1 x 8, 2 x 4, 4 x 2. Per stored column a tile loads its `NV` input vectors and the column's `R`
-//! values (NEON: one vector, used lane by lane) and does `R * NV` FMAs.
+//! values (NEON: one vector, used lane by lane) and does `R * NV` FMAs. The pixels left
+//! after a block's whole tiles make one tile of as many vectors as they need, its last
+//! vector ending at the block's end (MobileNetV1's pointwise layers at 90 %, block 1,
+//! AVX-512, best of 150: 1.1x faster on 14x14 planes, 1.3-1.4x on 7x7, than the
+//! single-vector tiles it replaces, whose one accumulator chain waits on the FMA latency).
 
 use super::im2col::im2col_block;
 use super::portable;
 use super::{SparseConv, SparseRows, SparseSource, check_conv};
 use crate::kernels::Epilogue;
-use crate::kernels::conv1x1::tile::add_residual;
 use crate::kernels::simd::{Simd, SimdKernel, VecActivation};
 
 /// Input values per pixel block of a direct (1x1) convolution: 64 KiB of f32, as the
@@ -158,8 +161,9 @@ impl<'a, S: Simd, const R: usize> BlockOut<'a, S, R> {
         }
     }
 
-    /// Epilogue, then stores the first `n` pixels (all if `n == NV * LANES`) at `col` of
-    /// the block's rows.
+    /// Epilogue, then stores the tile's vectors at pixels `col + v * LANES` of the block's
+    /// rows, the last one at `last` instead (a tail tile's last vector ends at the plane's
+    /// end, overlapping its neighbour: the pixels both hold are the same sums, bit for bit).
     #[inline(always)]
     fn store<const NV: usize>(
         &self,
@@ -168,27 +172,53 @@ impl<'a, S: Simd, const R: usize> BlockOut<'a, S, R> {
         y: &mut [f32],
         plane: usize,
         col: usize,
-        n: usize,
+        last: usize,
     ) {
         let l = S::LANES;
+        let at = |v: usize| if v + 1 == NV { last } else { col + v * l };
         for (accr, &b) in acc.iter_mut().zip(&self.bias) {
             for a in accr.iter_mut() {
                 *a = s.add(*a, b);
             }
         }
         if let Some(res) = self.residual {
-            add_residual(s, &mut acc, res, self.rows, plane, col, n);
+            for (rrow, accr) in res.chunks_exact(plane).take(self.rows).zip(acc.iter_mut()) {
+                for (v, a) in accr.iter_mut().enumerate() {
+                    *a = s.add(*a, s.load(&rrow[at(v)..]));
+                }
+            }
         }
         self.act.apply_all(s, acc.as_flattened_mut());
         for (yrow, accr) in y.chunks_exact_mut(plane).take(self.rows).zip(&acc) {
-            if n == NV * l {
-                let ys = &mut yrow[col..col + NV * l];
-                for (v, &a) in accr.iter().enumerate() {
-                    s.store(a, &mut ys[v * l..]);
-                }
-            } else {
-                s.store_partial(accr[0], &mut yrow[col..col + n]);
+            for (v, &a) in accr.iter().enumerate() {
+                s.store(a, &mut yrow[at(v)..]);
             }
+        }
+    }
+
+    /// Epilogue, then stores the first `n < LANES` pixels at `col` (planes narrower than a
+    /// vector).
+    #[inline(always)]
+    fn store_partial(
+        &self,
+        s: S,
+        mut acc: [S::V; R],
+        y: &mut [f32],
+        plane: usize,
+        col: usize,
+        n: usize,
+    ) {
+        for (a, &b) in acc.iter_mut().zip(&self.bias) {
+            *a = s.add(*a, b);
+        }
+        if let Some(res) = self.residual {
+            for (rrow, a) in res.chunks_exact(plane).take(self.rows).zip(acc.iter_mut()) {
+                *a = s.add(*a, s.load_partial(&rrow[col..col + n]));
+            }
+        }
+        self.act.apply_all(s, &mut acc);
+        for (yrow, &a) in y.chunks_exact_mut(plane).take(self.rows).zip(&acc) {
+            s.store_partial(a, &mut yrow[col..col + n]);
         }
     }
 }
@@ -214,39 +244,45 @@ fn pixels<S: Simd, const R: usize, const NV: usize>(
     let tw = NV * l;
     let mut col = cols.start;
     while col + tw <= cols.end {
-        let acc = tile::<S, R, NV>(s, vals, offs, src, col - shift);
-        out.store(s, acc, y, plane, col, tw);
+        let last = col + tw - l;
+        let acc = tile::<S, R, NV>(s, vals, offs, src, col - shift, last - shift);
+        out.store(s, acc, y, plane, col, last);
         col += tw;
     }
-    while col + l <= cols.end {
-        let acc = tile::<S, R, 1>(s, vals, offs, src, col - shift);
-        out.store(s, acc, y, plane, col, l);
-        col += l;
+    if col == cols.end {
+        return;
     }
-    if col < cols.end {
-        if cols.len() >= l {
-            // One vector ending at the block's end, recomputing (bit-identically) pixels
-            // already stored.
-            let last = cols.end - l;
-            let acc = tile::<S, R, 1>(s, vals, offs, src, last - shift);
-            out.store(s, acc, y, plane, last, l);
-        } else {
-            let n = cols.end - col;
-            let mut acc = [[s.zero(); 1]; R];
-            for (wv, &o) in vals.iter().zip(offs) {
-                let at = o as usize + col - shift;
-                let xv = s.load_partial(&src[at..at + n]);
-                let wb = s.splat_each(wv);
-                for (a, &wb) in acc.iter_mut().zip(&wb) {
-                    a[0] = s.fma(a[0], wb, xv);
+    if cols.len() >= l {
+        // One tile of as many vectors as the rest needs, the last ending at the end.
+        let last = cols.end - l;
+        let (a, b) = (col - shift, last - shift);
+        // A tile of `$k` vectors, for each vector count the rest may need.
+        macro_rules! rest {
+            ($($k:literal)*) => {
+                match (cols.end - col).div_ceil(l) {
+                    $($k => out.store(s, tile::<S, R, $k>(s, vals, offs, src, a, b), y, plane, col, last),)*
+                    _ => unreachable!("the rest is shorter than a full tile"),
                 }
-            }
-            out.store(s, acc, y, plane, col, n);
+            };
         }
+        rest!(1 2 3 4 5 6 7 8);
+    } else {
+        let n = cols.end - col;
+        let mut acc = [s.zero(); R];
+        for (wv, &o) in vals.iter().zip(offs) {
+            let at = o as usize + col - shift;
+            let xv = s.load_partial(&src[at..at + n]);
+            let wb = s.splat_each(wv);
+            for (a, &wb) in acc.iter_mut().zip(&wb) {
+                *a = s.fma(*a, wb, xv);
+            }
+        }
+        out.store_partial(s, acc, y, plane, col, n);
     }
 }
 
-/// `acc[r][v] = sum_k vals[k][r] * src[offs[k] + at + v * LANES ..][..LANES]`.
+/// `acc[r][v] = sum_k vals[k][r] * src[offs[k] + start(v) ..][..LANES]`, `start(v)` being
+/// `at + v * LANES` but `last` for the last vector.
 #[inline(always)]
 fn tile<S: Simd, const R: usize, const NV: usize>(
     s: S,
@@ -254,18 +290,20 @@ fn tile<S: Simd, const R: usize, const NV: usize>(
     offs: &[u32],
     src: &[f32],
     at: usize,
+    last: usize,
 ) -> [[S::V; NV]; R] {
     let l = S::LANES;
     let mut acc = [[s.zero(); NV]; R];
     for (wv, &o) in vals.iter().zip(offs) {
-        let o = o as usize + at;
-        // SAFETY: `check_conv` checked that the largest offset plus the span of the source
-        // (the plane, or the im2col pixel block) is within `src`, and `pixels` keeps
-        // `at + NV * LANES` within that span (tiles end by the end of the pixel range).
-        let xs = unsafe { src.get_unchecked(o..o + NV * l) };
+        let o = o as usize;
         let mut xv = [s.zero(); NV];
         for (v, xv) in xv.iter_mut().enumerate() {
-            *xv = s.load(&xs[v * l..]);
+            let p = o + if v + 1 == NV { last } else { at + v * l };
+            // SAFETY: `check_conv` checked that the largest offset plus the span of the
+            // source (the plane, or the im2col pixel block) is within `src`, and `pixels`
+            // keeps every vector start (`at + v * LANES <= last`) at most `LANES` before
+            // the end of that span.
+            *xv = s.load(unsafe { src.get_unchecked(p..p + l) });
         }
         let wb = s.splat_each(wv);
         for (accr, &wb) in acc.iter_mut().zip(&wb) {
