@@ -37,12 +37,28 @@ pub fn ensure_not_input(output: &Path, inputs: &[&Path]) -> Result<(), WriteErro
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename,
 /// so a reader never sees a partial file and a failure leaves any old file intact.
 /// Fails if `path` is one of `inputs`.
+///
+/// An existing `path` that is not a regular file or a directory (`/dev/null`, a FIFO, a
+/// terminal) is written in place: renaming over it would replace the device node with a
+/// file. A symbolic link to a file is followed, so the file is replaced and the link kept.
 pub fn write_atomic(path: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<(), WriteError> {
     ensure_not_input(path, inputs)?;
     let io = |source| WriteError::Io {
         path: path.to_path_buf(),
         source,
     };
+    let resolved = match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io)?;
+            return out.write_all(bytes).map_err(io);
+        }
+        Ok(_) => path.canonicalize().map_err(io)?,
+        Err(_) => path.to_path_buf(),
+    };
+    let path = resolved.as_path();
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -90,6 +106,45 @@ mod tests {
         assert_eq!(std::fs::read(&out).unwrap(), b"second");
         let leftovers = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(leftovers, 2, "no temporary files left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn special_files_are_written_in_place_and_links_kept() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir =
+            std::env::temp_dir().join(format!("prunus-atomic-special-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+
+        // A FIFO stays a FIFO, and its reader gets the bytes.
+        let fifo = dir.join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo failed");
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write_atomic(&fifo, b"through the pipe", &[]).unwrap();
+        let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+        assert!(kind.is_fifo(), "the FIFO was replaced: {kind:?}");
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+
+        // A link to a file: the file gets the bytes, the link stays a link.
+        let target = dir.join("target.prunus");
+        std::fs::write(&target, b"old").unwrap();
+        let link = dir.join("link.prunus");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, b"new", &[]).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

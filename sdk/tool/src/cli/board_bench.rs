@@ -251,14 +251,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     result?;
     print!("{}", report.footer_markdown());
 
+    let inputs: Vec<&Path> = args.models.iter().map(PathBuf::as_path).collect();
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+        let json = serde_json::to_string_pretty(&report)? + "\n";
+        prunus_tool::atomic::write_atomic(path, json.as_bytes(), &inputs)?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(path) = &args.markdown {
-        std::fs::write(path, report.markdown())
-            .with_context(|| format!("writing {}", path.display()))?;
+        prunus_tool::atomic::write_atomic(path, report.markdown().as_bytes(), &inputs)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
