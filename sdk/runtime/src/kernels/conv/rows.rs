@@ -133,6 +133,18 @@ fn deinterleave<S: Simd>(s: S, pairs: &[f32], even: &mut [f32], odd: &mut [f32])
         s.store_partial(ov, o);
         return;
     }
+    if m <= 2 * l {
+        // Two pairs of vectors, overlapping (the loops below cost more on short rows).
+        let (first, last) = (
+            s.load_deinterleaved(p),
+            s.load_deinterleaved(&p[2 * (m - l)..]),
+        );
+        s.store(first.0, &mut e[..l]);
+        s.store(first.1, &mut o[..l]);
+        s.store(last.0, &mut e[m - l..]);
+        s.store(last.1, &mut o[m - l..]);
+        return;
+    }
     // Four pairs of vectors per step, stored four vectors at a time (NEON: 4 `ld2`, 2 `st1`).
     let (p4, e4, o4) = (
         p.chunks_exact(8 * l),
@@ -166,14 +178,29 @@ fn deinterleave<S: Simd>(s: S, pairs: &[f32], even: &mut [f32], odd: &mut [f32])
     }
 }
 
-/// `dst = src` with vector loads and stores, four vectors per step (paired loads and stores
-/// on aarch64), the last vector overlapping its predecessor (`copy_from_slice` becomes a
-/// `memcpy` call, slow for short rows).
+/// `dst = src` with vector loads and stores: rows of up to 4 vectors as 2 or 4 vectors at
+/// fixed positions, overlapping (the loops below cost NEON 40 instructions per 7-value row,
+/// more than the row's depthwise taps on 7x7 planes), longer ones four vectors per step
+/// (paired loads and stores on aarch64), the last vector overlapping its predecessor
+/// (`copy_from_slice` becomes a `memcpy` call, slow for short rows).
 #[inline(always)]
 pub(crate) fn copy<S: Simd>(s: S, dst: &mut [f32], src: &[f32]) {
     let (n, l) = (dst.len(), S::LANES);
+    let src = &src[..n];
     if n < l {
         return copy_short(dst, src);
+    }
+    if n <= 2 * l {
+        let (first, last) = (s.load(&src[..l]), s.load(&src[n - l..]));
+        s.store(first, &mut dst[..l]);
+        s.store(last, &mut dst[n - l..]);
+        return;
+    }
+    if n <= 4 * l {
+        let (head, tail) = (s.load_n::<2>(src), s.load_n::<2>(&src[n - 2 * l..]));
+        s.store_n(head, dst);
+        s.store_n(tail, &mut dst[n - 2 * l..]);
+        return;
     }
     let (d4, s4) = (dst.chunks_exact_mut(4 * l), src.chunks_exact(4 * l));
     let done = n - n % (4 * l);

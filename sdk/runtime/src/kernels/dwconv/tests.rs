@@ -4,12 +4,13 @@
 //! the generic path; rows wider than a strip; planes taller than a block.
 
 use super::depthwise_simd;
-use super::kxk::STRIP;
+use super::in_place_3x3s2::InPlace3x3S2;
+use super::kxk::{DepthwiseKxK, STRIP};
 use crate::kernels::ConvFn;
 use crate::kernels::activation::test_support::*;
 use crate::kernels::conv::reference::{Case, run_each};
 use crate::kernels::simd::Simd;
-use crate::kernels::{Isa, KernelTable};
+use crate::kernels::{Epilogue, Isa, KernelTable};
 use proptest::prelude::*;
 use prunus_format::Activation;
 
@@ -80,8 +81,80 @@ prop_compose! {
     }
 }
 
+prop_compose! {
+    /// 3x3 stride-2 cases of the in-place kernel's geometry: even widths, left pad 1,
+    /// right pad 0 or 1, any vertical pads, planes lower than a band of rows.
+    fn in_place_3x3s2_case()(
+        channels in 1usize..=9,
+        h in 1usize..=24,
+        half_w in 1usize..=40,
+        [top, bottom] in [0usize..3, 0usize..3],
+        right in 0usize..=1,
+    ) -> Case {
+        case(channels, [h, 2 * half_w], 3, 2, [top, 1, bottom, right])
+    }
+}
+
+/// The in-place 3x3 stride-2 kernel and the copy-based one give the same bits on `S`.
+fn in_place_matches_copying<S: Simd>(s: S, case: &Case, act: Activation, seed: u64) {
+    let g = case.geom();
+    if !InPlace3x3S2::fits::<S>(&g) {
+        return;
+    }
+    let mut r = rng(seed);
+    let x = fill(&mut r, g.in_c * g.in_h * g.in_w);
+    let w = fill(&mut r, g.in_c * 9);
+    let bias = fill(&mut r, g.out_c);
+    let epi = Epilogue::new(Some(&bias), act);
+    let mut want = vec![f32::NAN; g.out_c * g.out_h * g.out_w];
+    let mut got = want.clone();
+    let (g, x, w, epi) = (&g, &x[..], &w[..], &epi);
+    s.vectorize(DepthwiseKxK::<3, 2> {
+        g,
+        x,
+        w,
+        epi,
+        y: &mut want,
+    });
+    s.vectorize(InPlace3x3S2 {
+        g,
+        x,
+        w,
+        epi,
+        y: &mut got,
+    });
+    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&got),
+        bits(&want),
+        "{} {g:?}",
+        std::any::type_name::<S>()
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn dw3x3s2_in_place_matches_reference_and_the_copying_kernel(
+        case in in_place_3x3s2_case(), act in any_activation(), bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        run_each(&kernels(), case, act, bias, seed)?;
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::kernels::simd::{Avx2, Avx512};
+            if let Some(s) = Avx2::detect() {
+                in_place_matches_copying(s, &case, act, seed);
+            }
+            if let Some(s) = Avx512::detect() {
+                in_place_matches_copying(s, &case, act, seed);
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if let Some(s) = crate::kernels::simd::Neon::detect() {
+            in_place_matches_copying(s, &case, act, seed);
+        }
+    }
 
     #[test]
     fn dw3x3s1_matches_reference_on_every_isa(

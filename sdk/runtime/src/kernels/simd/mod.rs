@@ -167,6 +167,11 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
     /// NEON `uzp1`/`uzp2`).
     fn deinterleave(self, a: Self::V, b: Self::V) -> (Self::V, Self::V);
 
+    /// `b` moved up one lane, with the last lane of `a` in lane 0:
+    /// `[a[LANES - 1], b0, .., b[LANES - 2]]` (NEON `ext`, AVX-512 `valignd`, AVX2
+    /// `vperm2f128` + `vpalignr`). Shifts a vector of a row left by one column.
+    fn shift_in(self, a: Self::V, b: Self::V) -> Self::V;
+
     /// [`Simd::deinterleave`] of the vectors at `s[..LANES]` and `s[LANES..2 * LANES]`
     /// (NEON: one `ld2`). Panics if `s` is shorter than `2 * LANES`.
     #[inline(always)]

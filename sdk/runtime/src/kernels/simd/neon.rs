@@ -50,8 +50,20 @@ impl Simd for Neon {
                 dst[3] = vdupq_laneq_f32::<3>(v);
             }
         }
-        for (dst, &t) in out[N - tail.len()..].iter_mut().zip(tail) {
-            *dst = self.splat(t);
+        let rest = &mut out[N - tail.len()..];
+        if let ([d0, d1], [_, _]) = (&mut *rest, tail) {
+            // A pair (blocks of 2): one 64-bit load, lanes used by element.
+            // SAFETY: NEON is available (token); `tail` is 2 readable values; lane indices
+            // are constants below 2.
+            unsafe {
+                let v = vld1_f32(tail.as_ptr());
+                *d0 = vdupq_lane_f32::<0>(v);
+                *d1 = vdupq_lane_f32::<1>(v);
+            }
+        } else {
+            for (dst, &t) in rest.iter_mut().zip(tail) {
+                *dst = self.splat(t);
+            }
         }
         out
     }
@@ -87,6 +99,12 @@ impl Simd for Neon {
     fn mul(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
         // SAFETY: the token proves NEON is available.
         unsafe { vmulq_f32(a, b) }
+    }
+
+    #[inline(always)]
+    fn shift_in(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the token proves NEON is available.
+        unsafe { vextq_f32::<3>(a, b) }
     }
 
     #[inline(always)]

@@ -151,6 +151,36 @@ fn relu_maps_nan_to_zero() {
 }
 
 #[test]
+fn shift_in_moves_lanes_up_by_one() {
+    struct Shift<'a>(&'a [f32], &'a mut [f32]);
+    impl SimdKernel for Shift<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run<S: Simd>(self, s: S) {
+            let l = S::LANES;
+            let v = s.shift_in(s.load(self.0), s.load(&self.0[l..]));
+            s.store(v, self.1);
+        }
+    }
+    fn go<S: Simd>() {
+        if let Some(s) = S::detect() {
+            let l = S::LANES;
+            let ab: Vec<f32> = (0..2 * l).map(|i| i as f32 + 0.25).collect();
+            let mut out = vec![f32::NAN; l];
+            s.vectorize(Shift(&ab, &mut out));
+            assert_eq!(out, ab[l - 1..2 * l - 1], "{}", std::any::type_name::<S>());
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        go::<Avx2>();
+        go::<Avx512>();
+    }
+    #[cfg(target_arch = "aarch64")]
+    go::<Neon>();
+}
+
+#[test]
 fn deinterleave_splits_even_and_odd_lanes() {
     struct Split<'a> {
         pairs: &'a [f32],
