@@ -43,12 +43,15 @@
 //!   NEON (-10 %); instead AVX-512 hands rows of at most 8 columns to AVX2
 //!   ([`depthwise_simd2`]).
 
+#[path = "3x3s1.rs"]
+mod in_place_3x3s1;
 #[path = "3x3s2.rs"]
 mod in_place_3x3s2;
 mod kxk;
 #[cfg(test)]
 mod tests;
 
+use in_place_3x3s1::InPlace3x3S1;
 use in_place_3x3s2::InPlace3x3S2;
 use kxk::DepthwiseKxK;
 
@@ -71,6 +74,9 @@ pub fn depthwise_simd<S: Simd>(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogu
         Some(s) if fast => {
             check(g, x, w, epi, y);
             match (g.kernel, g.stride) {
+                ([3, 3], [1, 1]) if InPlace3x3S1::fits::<S>(g) => {
+                    s.vectorize(InPlace3x3S1 { g, x, w, epi, y })
+                }
                 ([3, 3], [1, 1]) => s.vectorize(DepthwiseKxK::<3, 1> { g, x, w, epi, y }),
                 ([3, 3], [2, 2]) if InPlace3x3S2::fits::<S>(g) => {
                     s.vectorize(InPlace3x3S2 { g, x, w, epi, y })

@@ -4,6 +4,7 @@
 //! the generic path; rows wider than a strip; planes taller than a block.
 
 use super::depthwise_simd;
+use super::in_place_3x3s1::InPlace3x3S1;
 use super::in_place_3x3s2::InPlace3x3S2;
 use super::kxk::{DepthwiseKxK, STRIP};
 use crate::kernels::ConvFn;
@@ -95,10 +96,32 @@ prop_compose! {
     }
 }
 
-/// The in-place 3x3 stride-2 kernel and the copy-based one give the same bits on `S`.
-fn in_place_matches_copying<S: Simd>(s: S, case: &Case, act: Activation, seed: u64) {
+prop_compose! {
+    /// 3x3 stride-1 cases of the in-place kernel's geometry: one column of padding on
+    /// each side, any vertical pads, rows of 1 to 3 vectors and more.
+    fn in_place_3x3s1_case()(
+        channels in 1usize..=9,
+        h in 1usize..=24,
+        w in 1usize..=70,
+        [top, bottom] in [0usize..3, 0usize..3],
+    ) -> Case {
+        case(channels, [h, w], 3, 1, [top, 1, bottom, 1])
+    }
+}
+
+/// The in-place 3x3 kernel of stride `ST` and the copying one give the same bits on `S`.
+fn in_place_matches_copying<S: Simd, const ST: usize>(
+    s: S,
+    case: &Case,
+    act: Activation,
+    seed: u64,
+) {
     let g = case.geom();
-    if !InPlace3x3S2::fits::<S>(&g) {
+    let fits = match ST {
+        1 => InPlace3x3S1::fits::<S>(&g),
+        _ => InPlace3x3S2::fits::<S>(&g),
+    };
+    if !fits {
         return;
     }
     let mut r = rng(seed);
@@ -109,51 +132,53 @@ fn in_place_matches_copying<S: Simd>(s: S, case: &Case, act: Activation, seed: u
     let mut want = vec![f32::NAN; g.out_c * g.out_h * g.out_w];
     let mut got = want.clone();
     let (g, x, w, epi) = (&g, &x[..], &w[..], &epi);
-    s.vectorize(DepthwiseKxK::<3, 2> {
-        g,
-        x,
-        w,
-        epi,
-        y: &mut want,
-    });
-    s.vectorize(InPlace3x3S2 {
-        g,
-        x,
-        w,
-        epi,
-        y: &mut got,
-    });
+    let y = &mut want;
+    s.vectorize(DepthwiseKxK::<3, ST> { g, x, w, epi, y });
+    let y = &mut got;
+    match ST {
+        1 => s.vectorize(InPlace3x3S1 { g, x, w, epi, y }),
+        _ => s.vectorize(InPlace3x3S2 { g, x, w, epi, y }),
+    }
     let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    assert_eq!(
-        bits(&got),
-        bits(&want),
-        "{} {g:?}",
-        std::any::type_name::<S>()
-    );
+    let name = std::any::type_name::<S>();
+    assert_eq!(bits(&got), bits(&want), "{name} {g:?}");
+}
+
+/// [`in_place_matches_copying`] on every SIMD ISA this CPU has.
+fn each_isa_in_place<const ST: usize>(case: &Case, act: Activation, seed: u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::kernels::simd::{Avx2, Avx512};
+        if let Some(s) = Avx2::detect() {
+            in_place_matches_copying::<_, ST>(s, case, act, seed);
+        }
+        if let Some(s) = Avx512::detect() {
+            in_place_matches_copying::<_, ST>(s, case, act, seed);
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if let Some(s) = crate::kernels::simd::Neon::detect() {
+        in_place_matches_copying::<_, ST>(s, case, act, seed);
+    }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
+    fn dw3x3s1_in_place_matches_reference_and_the_copying_kernel(
+        case in in_place_3x3s1_case(), act in any_activation(), bias in any::<bool>(), seed in any::<u64>(),
+    ) {
+        run_each(&kernels(), case, act, bias, seed)?;
+        each_isa_in_place::<1>(&case, act, seed);
+    }
+
+    #[test]
     fn dw3x3s2_in_place_matches_reference_and_the_copying_kernel(
         case in in_place_3x3s2_case(), act in any_activation(), bias in any::<bool>(), seed in any::<u64>(),
     ) {
         run_each(&kernels(), case, act, bias, seed)?;
-        #[cfg(target_arch = "x86_64")]
-        {
-            use crate::kernels::simd::{Avx2, Avx512};
-            if let Some(s) = Avx2::detect() {
-                in_place_matches_copying(s, &case, act, seed);
-            }
-            if let Some(s) = Avx512::detect() {
-                in_place_matches_copying(s, &case, act, seed);
-            }
-        }
-        #[cfg(target_arch = "aarch64")]
-        if let Some(s) = crate::kernels::simd::Neon::detect() {
-            in_place_matches_copying(s, &case, act, seed);
-        }
+        each_isa_in_place::<2>(&case, act, seed);
     }
 
     #[test]

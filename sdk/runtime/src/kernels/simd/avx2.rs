@@ -108,6 +108,16 @@ impl Simd for Avx2 {
     }
 
     #[inline(always)]
+    fn shift_out(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the token proves AVX2 is available. `t` = [a4..a7 | b0..b3]; `vpalignr`
+        // per 128-bit half takes the last three lanes of `a`'s half and the first of `t`'s.
+        unsafe {
+            let t = _mm256_castps_si256(_mm256_permute2f128_ps::<0x21>(a, b));
+            _mm256_castsi256_ps(_mm256_alignr_epi8::<4>(t, _mm256_castps_si256(a)))
+        }
+    }
+
+    #[inline(always)]
     fn deinterleave(self, a: __m256, b: __m256) -> (__m256, __m256) {
         // SAFETY: the token proves AVX2 is available. `shufps` works per 128-bit half:
         // [a0 a2 b0 b2 | a4 a6 b4 b6]; `vpermpd` (0, 2, 1, 3) puts the 64-bit pairs in order.

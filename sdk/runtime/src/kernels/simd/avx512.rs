@@ -103,6 +103,18 @@ impl Simd for Avx512 {
     }
 
     #[inline(always)]
+    fn shift_out(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the token proves AVX-512F is available. `valignd` shifts the 32 lanes
+        // `b ++ a` right by 1: lanes 1..16 of `a`, then lane 0 of `b`.
+        unsafe {
+            _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(
+                _mm512_castps_si512(b),
+                _mm512_castps_si512(a),
+            ))
+        }
+    }
+
+    #[inline(always)]
     fn deinterleave(self, a: __m512, b: __m512) -> (__m512, __m512) {
         // SAFETY: the token proves AVX-512F is available. Index i < 16 picks lane i of
         // `a`, 16 + i lane i of `b`.

@@ -172,6 +172,11 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
     /// `vperm2f128` + `vpalignr`). Shifts a vector of a row left by one column.
     fn shift_in(self, a: Self::V, b: Self::V) -> Self::V;
 
+    /// `a` moved down one lane, with the first lane of `b` in the last lane:
+    /// `[a1, .., a[LANES - 1], b0]` (NEON `ext`, AVX-512 `valignd`, AVX2 `vperm2f128` +
+    /// `vpalignr`). Shifts a vector of a row right by one column.
+    fn shift_out(self, a: Self::V, b: Self::V) -> Self::V;
+
     /// [`Simd::deinterleave`] of the vectors at `s[..LANES]` and `s[LANES..2 * LANES]`
     /// (NEON: one `ld2`). Panics if `s` is shorter than `2 * LANES`.
     #[inline(always)]

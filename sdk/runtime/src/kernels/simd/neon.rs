@@ -108,6 +108,12 @@ impl Simd for Neon {
     }
 
     #[inline(always)]
+    fn shift_out(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the token proves NEON is available.
+        unsafe { vextq_f32::<1>(a, b) }
+    }
+
+    #[inline(always)]
     fn deinterleave(self, a: float32x4_t, b: float32x4_t) -> (float32x4_t, float32x4_t) {
         // SAFETY: the token proves NEON is available.
         unsafe { (vuzp1q_f32(a, b), vuzp2q_f32(a, b)) }

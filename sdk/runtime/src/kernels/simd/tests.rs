@@ -151,7 +151,7 @@ fn relu_maps_nan_to_zero() {
 }
 
 #[test]
-fn shift_in_moves_lanes_up_by_one() {
+fn shift_in_and_out_move_lanes_by_one() {
     struct Shift<'a>(&'a [f32], &'a mut [f32]);
     impl SimdKernel for Shift<'_> {
         type Output = ();
@@ -160,15 +160,19 @@ fn shift_in_moves_lanes_up_by_one() {
             let l = S::LANES;
             let v = s.shift_in(s.load(self.0), s.load(&self.0[l..]));
             s.store(v, self.1);
+            let v = s.shift_out(s.load(self.0), s.load(&self.0[l..]));
+            s.store(v, &mut self.1[l..]);
         }
     }
     fn go<S: Simd>() {
         if let Some(s) = S::detect() {
             let l = S::LANES;
             let ab: Vec<f32> = (0..2 * l).map(|i| i as f32 + 0.25).collect();
-            let mut out = vec![f32::NAN; l];
+            let mut out = vec![f32::NAN; 2 * l];
             s.vectorize(Shift(&ab, &mut out));
-            assert_eq!(out, ab[l - 1..2 * l - 1], "{}", std::any::type_name::<S>());
+            let name = std::any::type_name::<S>();
+            assert_eq!(out[..l], ab[l - 1..2 * l - 1], "shift_in {name}");
+            assert_eq!(out[l..], ab[1..l + 1], "shift_out {name}");
         }
     }
     #[cfg(target_arch = "x86_64")]
