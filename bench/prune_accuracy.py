@@ -13,7 +13,12 @@ squares overfit the calibration data.
 Usage (from the repository root, with the tests' venv):
     .venv/bin/python bench/prune_accuracy.py [--prunus target/release/prunus]
         [--data ../shared/realdata] [--work /tmp/prune_accuracy] [--only u50,c1.5]
-        [--recover none,lstsq] [--criterion reconstruction]
+        [--recover none,lstsq] [--criterion reconstruction] [--target]
+
+--target prunes the unstructured configs with `--target-sparsity` (per-layer ratios
+allocated from a sensitivity sweep on the calibration crops, its trials recovered like the
+model when --recover is lstsq); the sweep is written once per recovery mode to
+WORK/sens-MODE/ and reused by the other sparsities (delete it after changing the tool).
 """
 
 import argparse
@@ -118,6 +123,12 @@ def main():
                          "data-driven ones use the calibration crops)")
     ap.add_argument("--per-layer", action="store_true",
                     help="unstructured: the same ratio in every layer instead of --global")
+    ap.add_argument("--target", action="store_true",
+                    help="unstructured: --target-sparsity (ratios allocated from a "
+                         "sensitivity sweep) instead of --global")
+    ap.add_argument("--sensitivity-samples", type=int, default=32,
+                    help="--target: calibration crops each sweep trial is measured on (the "
+                         "recovered trials are fit on the others)")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     meta = json.load(open(os.path.join(args.data, "meta.json")))
@@ -132,6 +143,10 @@ def main():
     scope = [] if args.per_layer else ["--global"]
     runs = [(f"u{int(s * 100)}", ["--sparsity", str(s), "--layers", "1x1", *scope])
             for s in UNSTRUCTURED]
+    if args.target:
+        runs = [(f"u{int(s * 100)}", ["--target-sparsity", str(s), "--layers", "1x1",
+                                      "--sensitivity-samples", str(args.sensitivity_samples)])
+                for s in UNSTRUCTURED]
     for cut in MAC_CUTS:
         tag = f"c{cut:g}"
         if args.only and tag not in args.only.split(","):
@@ -146,8 +161,16 @@ def main():
         if args.only and name.split()[0] not in args.only.split(","):
             continue
         for recover in args.recover.split(","):
-            out, macs, secs = prune(args.prunus, model, args.work, name, flags, calib, recover,
-                                    args.criterion)
+            run_flags = flags
+            if "--target-sparsity" in flags:
+                sens = os.path.join(args.work, f"sens-{recover}")
+                done = os.path.join(sens, "sensitivity.json")
+                run_flags = flags + (["--sensitivity-from", done] if os.path.exists(done)
+                                     else ["--sensitivity", sens])
+                if recover == "none":
+                    run_flags += ["--calib", calib]
+            out, macs, secs = prune(args.prunus, model, args.work, name, run_flags, calib,
+                                    recover, args.criterion)
             agree, overlap, kl = compare(dense, logits(out, evals))
             _, _, calib_kl = compare(dense_calib, logits(out, calib_x))
             shown = name if "--recipe" in flags else f"{name} {' '.join(flags)}"

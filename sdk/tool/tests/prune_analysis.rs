@@ -500,3 +500,54 @@ fn sweep_options_are_validated() {
     }
     assert!(SweepOptions::default().validate().is_ok());
 }
+
+/// `prunus prune --recipe R --recover lstsq` re-chooses the zeros of every layer by least
+/// squares (OBS) exactly as the flags path does for the same uniform pruning: the two
+/// pruned models have the same zeros, which differ from the magnitude zeros.
+#[test]
+fn cli_recipe_recovery_rechooses_zeros_like_the_flags() {
+    let model = fixture_path("mobilenet_v2");
+    let g = fixture_graph("mobilenet_v2");
+    let dir = temp_dir("prune-recipe-recover");
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let calib = samples(&g, 4, 6);
+    let mut shape = calib.sample_shape.clone();
+    shape[0] = 4;
+    write_npy(&dir.join("calib.npy"), &shape, &calib.samples.concat());
+    std::fs::write(dir.join("r.json"), r#"{"layers": "1x1", "sparsity": 0.5}"#).unwrap();
+    let run = |out: &str, how: &[&str], recover: bool| {
+        let (model, calib, onnx) = (model.to_string_lossy(), p("calib.npy"), p(out));
+        let mut args = vec!["prune", &*model, "-o", "", "--onnx-out", &onnx, "--dense"];
+        let prunus_out = p(&format!("{out}.prunus"));
+        args[3] = &prunus_out;
+        args.extend_from_slice(how);
+        if recover {
+            args.extend_from_slice(&["--recover", "lstsq", "--calib", &calib]);
+        }
+        let (ok, text) = prunus(&args);
+        assert!(ok, "{text}");
+        OnnxGraph::parse(&std::fs::read(dir.join(out)).unwrap()).unwrap()
+    };
+    let recipe = p("r.json");
+    let by_recipe = run("recipe.onnx", &["--recipe", &recipe], true);
+    let uniform = ["--sparsity", "0.5", "--layers", "1x1"];
+    let by_flags = run("flags.onnx", &uniform, true);
+    let magnitude = run("magnitude.onnx", &uniform, false);
+    let zeros = |g: &OnnxGraph, name: &str| -> Vec<bool> {
+        let w = g.consts[name].as_f32().unwrap();
+        w.iter().map(|v| *v == 0.0).collect()
+    };
+    let units = prunus_tool::prune::units::unstructured_layers(&g, Layers::Pointwise);
+    assert!(!units.is_empty());
+    let mut rechosen = 0;
+    for (_, _, t) in &units {
+        assert_eq!(
+            zeros(&by_recipe, &t.name),
+            zeros(&by_flags, &t.name),
+            "{}",
+            t.name
+        );
+        rechosen += usize::from(zeros(&by_recipe, &t.name) != zeros(&magnitude, &t.name));
+    }
+    assert!(rechosen > 0, "no layer's zeros were re-chosen");
+}

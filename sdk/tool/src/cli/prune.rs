@@ -1,6 +1,7 @@
 //! `prunus prune`: structured (channel) or unstructured (weight, block, N:M) pruning of an
 //! ONNX model, or unstructured pruning of a `.prunus` file.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -44,7 +45,9 @@ Examples:
 --recover lstsq refits, layer by layer on the calibration data, the weights of every pruned \
 layer (unstructured: zeros re-chosen OBS-style, same count and pattern) or every consumer of \
 pruned channels (channel) so it reproduces the dense layer's pre-BatchNorm output, then \
-matches the BatchNorm statistics to the dense model's.
+matches the BatchNorm statistics to the dense model's. With --target-sparsity, every \
+sensitivity trial is recovered the same way (fit on the calibration samples the trial is not \
+measured on), so the per-layer ratios are allocated for the recovered network.
 
 Recipes, targets, the sensitivity analysis and the report: sdk/tool/recipes/README.md.")]
 pub struct PruneArgs {
@@ -109,6 +112,14 @@ pub struct PruneArgs {
     /// Calibration samples used by --recover (the first ones of --calib).
     #[arg(long, default_value_t = 128)]
     recover_samples: usize,
+    /// --recover lstsq: ridge relative to each layer's mean squared input, used when
+    /// --recover-held-out is 0.
+    #[arg(long, default_value_t = 1e-3)]
+    recover_ridge: f64,
+    /// --recover lstsq: the last 1/N of the calibration samples are held out to choose each
+    /// layer's ridge (least error on them of a fit on the others); 0 uses --recover-ridge.
+    #[arg(long, default_value_t = 0)]
+    recover_held_out: usize,
     #[command(flatten)]
     analysis: AnalysisArgs,
 }
@@ -128,13 +139,15 @@ fn parse_recovery(s: &str) -> Result<Recovery, String> {
 }
 
 /// Runs `--recover` on the pruned graph (`kept`: kept channels of pruned tensors;
-/// `reselect`: the pattern least squares may re-choose the zeros with).
+/// `reselect`: the pattern least squares may re-choose the zeros with, `by_weight` that
+/// pattern per weight name when layers differ).
 fn recover_graph(
     args: &PruneArgs,
     dense: &OnnxGraph,
     mut pruned: OnnxGraph,
-    kept: &std::collections::HashMap<String, Vec<usize>>,
+    kept: &HashMap<String, Vec<usize>>,
     reselect: Option<Granularity>,
+    by_weight: HashMap<String, Granularity>,
 ) -> Result<OnnxGraph> {
     if args.recover == Recovery::None {
         return Ok(pruned);
@@ -148,6 +161,9 @@ fn recover_graph(
         recovery: args.recover,
         samples: args.recover_samples,
         reselect,
+        reselect_by_weight: by_weight,
+        ridge: args.recover_ridge,
+        held_out_every: args.recover_held_out,
         ..Default::default()
     };
     let bar = ProgressBar::new(1).with_style(
@@ -275,6 +291,7 @@ pub fn run(args: &PruneArgs) -> Result<()> {
             layers: args.layers,
             round: args.round,
             sparsity: args.sparsity.or(args.channels.map(|c| 1.0 - c)),
+            recovered: args.recover == Recovery::Lstsq,
         };
         let outcome = args.analysis.prune(
             &dense,
@@ -284,7 +301,36 @@ pub fn run(args: &PruneArgs) -> Result<()> {
             &[input],
         )?;
         layers = outcome.layers;
-        (outcome.graph, outcome.masks, Some(outcome.kept))
+        if outcome.weights.is_empty() {
+            (outcome.graph, outcome.masks, Some(outcome.kept))
+        } else {
+            // Unstructured: least squares re-chooses every layer's zeros with its own
+            // pattern (same count), so the masks are taken after recovery.
+            let by_weight = outcome
+                .weights
+                .iter()
+                .map(|(t, _, pattern)| (t.name.clone(), *pattern))
+                .collect();
+            let g = recover_graph(
+                args,
+                &dense,
+                outcome.graph,
+                &HashMap::new(),
+                None,
+                by_weight,
+            )?;
+            let mut pruned: Vec<_> = outcome
+                .weights
+                .into_iter()
+                .map(|(t, m, _)| (t, m))
+                .collect();
+            refresh_masks(&g, &mut pruned);
+            let granularity = outcome.masks["granularity"]
+                .as_str()
+                .unwrap_or("unstructured")
+                .to_string();
+            (g, export::unstructured_masks(&granularity, &pruned), None)
+        }
     } else if args.granularity == Granularity::Channel {
         let measured = if matches!(
             args.criterion,
@@ -344,7 +390,14 @@ pub fn run(args: &PruneArgs) -> Result<()> {
         let mut pruned =
             unstructured_prune_onnx(&mut g, args.layers, args.granularity, sparsity, args.global)?;
         // Least squares may re-choose the zeros (same count and pattern): masks after it.
-        let g = recover_graph(args, &dense, g, &Default::default(), Some(args.granularity))?;
+        let g = recover_graph(
+            args,
+            &dense,
+            g,
+            &HashMap::new(),
+            Some(args.granularity),
+            HashMap::new(),
+        )?;
         refresh_masks(&g, &mut pruned);
         report_sparsity(&pruned);
         (
@@ -354,7 +407,7 @@ pub fn run(args: &PruneArgs) -> Result<()> {
         )
     };
     let pruned = match kept {
-        Some(kept) => recover_graph(args, &dense, pruned, &kept, None)?,
+        Some(kept) => recover_graph(args, &dense, pruned, &kept, None, HashMap::new())?,
         None => pruned,
     };
     let onnx_bytes = pruned.to_bytes();

@@ -74,6 +74,8 @@ pub struct Flags {
     pub round: usize,
     /// Uniform ratio, if given.
     pub sparsity: Option<f64>,
+    /// The pruned model will be recovered by least squares: so are the sweep's trials.
+    pub recovered: bool,
 }
 
 impl AnalysisArgs {
@@ -137,7 +139,9 @@ impl AnalysisArgs {
             Some(p) => format!("in {}", p.display()),
             None => "in the flags".into(),
         };
-        Recipe::from_file(&file).with_context(|| what)
+        let mut recipe = Recipe::from_file(&file).with_context(|| what)?;
+        recipe.recovered_sweep = flags.recovered;
+        Ok(recipe)
     }
 
     /// Prunes `dense` by the recipe, target or analysis (calibration data read with

@@ -34,13 +34,17 @@ pub mod recalibrate;
 pub mod recipe;
 pub mod reconstruct;
 pub mod reconstruct_layer;
+mod reconstruct_normal;
 pub mod reconstruct_obs;
 pub mod report;
 pub mod sensitivity;
 pub mod shapes;
 pub mod structured;
+pub mod sweep_recovery;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_allocation;
 #[cfg(test)]
 mod tests_recovery;
 pub mod units;

@@ -15,11 +15,14 @@ use super::evaluate::Evaluator;
 use super::export;
 use super::onnx_graph::OnnxGraph;
 use super::recipe::{LayerSetting, Recipe, Target, criterion_name, granularity_name};
-use super::sensitivity::{Sensitivity, structured_sweep, unstructured_sweep};
+use super::sensitivity::{
+    Sensitivity, structured_sweep, unstructured_sweep, unstructured_sweep_recovered,
+};
 use super::units::{
     Layer, MacModel, select_ratios, structured_layers, structured_prune_ratios,
     unstructured_layers, unstructured_prune_ratios,
 };
+use super::unstructured::Target as UnstructuredTarget;
 use super::{Criterion, Granularity, PruneError};
 
 /// The ratio and settings one layer was pruned with.
@@ -49,6 +52,9 @@ pub struct RecipeOutcome {
     pub masks: serde_json::Value,
     /// Channel pruning: kept channel indices of every tensor that lost channels.
     pub kept: HashMap<String, Vec<usize>>,
+    /// Unstructured pruning: every pruned weight with its kept-mask and granularity (the
+    /// pattern recovery may re-choose its zeros with).
+    pub weights: Vec<(UnstructuredTarget, Vec<bool>, Granularity)>,
     /// Per-layer choices.
     pub layers: Vec<LayerChoice>,
     /// The sensitivity analysis, when one ran.
@@ -117,7 +123,7 @@ pub fn prune_with_recipe(
     if recipe.granularity == Granularity::Channel {
         structured(g, recipe, calib, evaluator.as_ref(), given, progress)
     } else {
-        unstructured(g, recipe, evaluator.as_ref(), given, progress)
+        unstructured(g, recipe, calib, evaluator.as_ref(), given, progress)
     }
 }
 
@@ -230,6 +236,7 @@ fn structured(
         graph,
         masks,
         kept: result.kept,
+        weights: Vec::new(),
         layers: choices,
         sensitivity,
     })
@@ -299,6 +306,7 @@ fn choose(settings: &[LayerSetting], uniform: f64, allocated: Option<&[f64]>) ->
 fn unstructured(
     g: &OnnxGraph,
     recipe: &Recipe,
+    calib: Option<&Calibration>,
     evaluator: Option<&Evaluator>,
     given: Option<&Sensitivity>,
     progress: &Progress<'_>,
@@ -315,15 +323,35 @@ fn unstructured(
                 .iter()
                 .map(|s| !s.skip && !matches!(s.granularity, Granularity::NM(..)))
                 .collect();
-            Some(unstructured_sweep(
-                g,
-                &units,
-                &granularities,
-                &analyse,
-                &recipe.sweep,
-                eval,
-                progress.trial,
-            )?)
+            // Recovery is fit on the calibration samples the trials do not measure (all of
+            // them when there are no others).
+            let fit = calib
+                .map(|c| match c.samples.get(eval.samples.len()..) {
+                    Some(rest) if !rest.is_empty() => rest,
+                    _ => &c.samples[..],
+                })
+                .filter(|_| recipe.recovered_sweep);
+            Some(match fit {
+                Some(fit) => unstructured_sweep_recovered(
+                    g,
+                    &units,
+                    &granularities,
+                    &analyse,
+                    &recipe.sweep,
+                    eval,
+                    fit,
+                    progress.trial,
+                )?,
+                None => unstructured_sweep(
+                    g,
+                    &units,
+                    &granularities,
+                    &analyse,
+                    &recipe.sweep,
+                    eval,
+                    progress.trial,
+                )?,
+            })
         }
         (None, None) => None,
     };
@@ -373,6 +401,12 @@ fn unstructured(
         graph,
         masks,
         kept: HashMap::new(),
+        weights: pruned
+            .into_iter()
+            .zip(&per_layer)
+            .filter(|((_, mask), _)| mask.iter().any(|k| !*k))
+            .map(|((t, mask), &(granularity, _))| (t, mask, granularity))
+            .collect(),
         layers: choices,
         sensitivity,
     })

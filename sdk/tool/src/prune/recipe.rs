@@ -170,6 +170,10 @@ pub struct Recipe {
     pub target: Option<Target>,
     /// Sensitivity sweep.
     pub sweep: SweepOptions,
+    /// Unstructured sweep trials are recovered as `--recover lstsq` recovers the pruned
+    /// model (the CLI sets it from `--recover`), so the allocation fits the recovered
+    /// network.
+    pub recovered_sweep: bool,
     /// Rules in order.
     pub rules: Vec<Rule>,
 }
@@ -354,6 +358,7 @@ impl Recipe {
             sparsity,
             target,
             sweep,
+            recovered_sweep: false,
             rules,
         })
     }

@@ -37,7 +37,7 @@ pub enum Recovery {
 }
 
 /// Options of [`recover`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RecoverOptions {
     /// What to do.
     pub recovery: Recovery,
@@ -45,14 +45,22 @@ pub struct RecoverOptions {
     pub samples: usize,
     /// Output positions sampled per sample and layer (all when the layer has fewer).
     pub positions: usize,
-    /// Ridge, relative to the mean squared input of the layer.
+    /// Ridge, relative to the mean squared input of the layer (used as is when nothing is
+    /// held out).
     pub ridge: f64,
+    /// The last 1/N of the calibration samples are held out to choose each layer's ridge
+    /// (fit on the others, least error on them; a contiguous block, since neighbouring
+    /// samples are often crops of the same image); all samples then refit. 0: `ridge`.
+    pub held_out_every: usize,
     /// Samples per unknown below which a row is not refit.
     pub min_ratio: f64,
     /// Least squares re-chooses the zeros of unstructured / block / N:M pruned layers
     /// with this pattern (OBS-style, [`super::reconstruct_obs`]); `None` keeps the
     /// magnitude masks. Channel-pruned layers are never re-masked.
     pub reselect: Option<Granularity>,
+    /// Per weight (initializer name): the pattern that layer's zeros are re-chosen with,
+    /// overriding `reselect` (recipes whose layers have different granularities).
+    pub reselect_by_weight: HashMap<String, Granularity>,
 }
 
 impl Default for RecoverOptions {
@@ -62,8 +70,10 @@ impl Default for RecoverOptions {
             samples: 128,
             positions: 64,
             ridge: 1e-3,
+            held_out_every: 0,
             min_ratio: 2.0,
             reselect: None,
+            reselect_by_weight: HashMap::new(),
         }
     }
 }
@@ -332,7 +342,11 @@ pub fn recover(
                         .into_iter()
                         .map(f64::from)
                         .collect();
-                    w.fit.add(&w.pruned, &patches, &target);
+                    if held_out(s, samples.len(), options.held_out_every) {
+                        w.fit.add_held_out(&w.pruned, &patches, &target);
+                    } else {
+                        w.fit.add(&w.pruned, &patches, &target);
+                    }
                 }
             }
             done_runs += 1;
@@ -342,8 +356,12 @@ pub fn recover(
         report.layers += work.len();
         for w in &mut work {
             if least_squares && w.changed {
+                let weight = &pruned.nodes()[w.pruned.node].input[1];
                 let reselect = options
-                    .reselect
+                    .reselect_by_weight
+                    .get(weight)
+                    .copied()
+                    .or(options.reselect)
                     .filter(|_| w.pruned.cols == w.dense.cols && w.pruned.rows == w.dense.rows);
                 let rows = w
                     .fit
@@ -358,10 +376,15 @@ pub fn recover(
                 Recovery::Bn => BnUpdate::Reestimate,
                 _ => BnUpdate::MatchDense,
             };
-            apply(pruned, w, mode, &mut report)?;
+            apply(pruned, &w.pruned, &w.fit, w.changed, mode, &mut report)?;
         }
     }
     Ok(report)
+}
+
+/// Whether sample `s` of `n` is in the held-out last `1/every` (never when `every` is 0).
+fn held_out(s: usize, n: usize, every: usize) -> bool {
+    every > 0 && s * every >= (every - 1) * n
 }
 
 /// Updates unstructured targets and their kept-masks from the weights of `g` after
@@ -388,15 +411,18 @@ fn check_len(layer: &Layer, xs: &[f32], x: &str) -> Result<(), PruneError> {
     Ok(())
 }
 
-/// Writes a recovered layer back and updates its BatchNorms (or its bias).
-fn apply(
+/// Writes `layer` back (its weights only when `changed`) and updates its BatchNorms (or
+/// its bias) from `fit`'s output statistics.
+pub(super) fn apply(
     g: &mut OnnxGraph,
-    w: &Work,
+    layer: &Layer,
+    fit: &Fit,
+    changed: bool,
     mode: BnUpdate,
     report: &mut RecoverReport,
 ) -> Result<(), PruneError> {
-    let stats = w.fit.stats();
-    let node = w.pruned.node;
+    let stats = fit.stats();
+    let node = layer.node;
     let uses = g.const_uses();
     let y = g.nodes()[node].output[0].clone();
     let bns: Vec<usize> = g
@@ -406,7 +432,7 @@ fn apply(
         .filter(|(_, n)| op(n) == "BatchNormalization" && n.input.first() == Some(&y))
         .map(|(i, _)| i)
         .collect();
-    let mut bias = w.pruned.bias.clone();
+    let mut bias = layer.bias.clone();
     if bns.is_empty() {
         if mode != BnUpdate::Reestimate {
             correct_bias(&mut bias, &stats);
@@ -435,8 +461,8 @@ fn apply(
             report.bn_updated += 1;
         }
     }
-    if w.changed {
-        g.set_node_const(node, 1, w.pruned.weight_const(), &uses);
+    if changed {
+        g.set_node_const(node, 1, layer.weight_const(), &uses);
     }
     let has_bias = g.nodes()[node].input.get(2).is_some_and(|b| !b.is_empty());
     if has_bias || bias.iter().any(|&b| b != 0.0) {

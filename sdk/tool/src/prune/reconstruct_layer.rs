@@ -8,11 +8,14 @@
 //! row on its kept inputs: `(X̃_Sᵀ X̃_S + λI) w = X̃_Sᵀ y` (ridge `λ` relative to the mean
 //! input energy), one Cholesky factorization per group when every row keeps all its
 //! inputs (channel pruning), one per row otherwise (unstructured, block, N:M).
+//! Positions added as held out ([`Fit::add_held_out`]) choose `λ` per group: the ridge whose
+//! fit on the other positions has the least error on them ([`super::reconstruct_normal`]).
 
 use faer::linalg::solvers::Solve;
 use faer::{Mat, Side};
 
 use super::onnx_graph::{Const, OnnxGraph, attr_f, attr_i, attr_ints, node_name, op};
+use super::reconstruct_normal::{Accum, choose_ridge, ridge_of};
 use super::reconstruct_obs::obs_prune;
 use super::shapes::pads_of;
 use super::{Granularity, PruneError};
@@ -226,8 +229,6 @@ impl Layer {
     }
 }
 
-/// Rows accumulated per `flush` into the Gram matrices.
-const CHUNK: usize = 128;
 /// Largest system (inputs + 1) a layer is refit with.
 pub const MAX_SYSTEM: usize = 4096;
 
@@ -239,11 +240,12 @@ pub struct Fit {
     dense: Vec<[f64; 2]>,
     /// Per pruned output channel: sum and sum of squares of the pruned output.
     pruned: Vec<[f64; 2]>,
-    /// Per group: Gram matrix `(cols + 1)²` and cross products `(cols + 1) × rows/group`.
-    normal: Option<Vec<(Mat<f64>, Mat<f64>)>>,
-    chunk_x: Vec<Mat<f64>>,
-    chunk_y: Vec<Mat<f64>>,
-    fill: usize,
+    /// Normal equations over every position (least squares only).
+    normal: Option<Accum>,
+    /// Normal equations over the held-out positions only (the ridge is chosen on them).
+    held_out: Option<Accum>,
+    /// Relative ridge chosen by the last [`Fit::solve`] of each group.
+    pub chosen_ridge: Vec<f64>,
 }
 
 /// Per-channel means and variances of the dense and pruned outputs.
@@ -262,29 +264,14 @@ pub struct OutputStats {
 impl Fit {
     /// Statistics of `layer` (pruned); `least_squares` also collects the normal equations.
     pub fn new(layer: &Layer, least_squares: bool) -> Self {
-        let per = layer.rows / layer.groups;
-        let k = layer.cols + 1;
-        let ls = least_squares && k <= MAX_SYSTEM;
+        let ls = least_squares && layer.cols < MAX_SYSTEM;
         Fit {
             n: 0,
             dense: vec![[0.0; 2]; layer.rows],
             pruned: vec![[0.0; 2]; layer.rows],
-            normal: ls.then(|| {
-                (0..layer.groups)
-                    .map(|_| (Mat::zeros(k, k), Mat::zeros(k, per)))
-                    .collect()
-            }),
-            chunk_x: if ls {
-                (0..layer.groups).map(|_| Mat::zeros(CHUNK, k)).collect()
-            } else {
-                Vec::new()
-            },
-            chunk_y: if ls {
-                (0..layer.groups).map(|_| Mat::zeros(CHUNK, per)).collect()
-            } else {
-                Vec::new()
-            },
-            fill: 0,
+            normal: ls.then(|| Accum::new(layer)),
+            held_out: None,
+            chosen_ridge: Vec::new(),
         }
     }
 
@@ -299,36 +286,28 @@ impl Fit {
             self.dense[o][0] += t;
             self.dense[o][1] += t * t;
         }
-        if self.normal.is_some() {
-            for grp in 0..layer.groups {
-                let cx = &mut self.chunk_x[grp];
-                for (c, &v) in patches[grp].iter().enumerate() {
-                    cx[(self.fill, c)] = v;
-                }
-                cx[(self.fill, layer.cols)] = 1.0;
-                for r in 0..per {
-                    self.chunk_y[grp][(self.fill, r)] = target[grp * per + r];
-                }
-            }
-            self.fill += 1;
-            if self.fill == CHUNK {
-                self.flush();
-            }
+        if let Some(normal) = &mut self.normal {
+            normal.push(layer, patches, target);
         }
         self.n += 1;
     }
 
-    fn flush(&mut self) {
-        let rows = self.fill;
-        if let Some(normal) = &mut self.normal {
-            for (grp, (gram, cross)) in normal.iter_mut().enumerate() {
-                let x = self.chunk_x[grp].subrows(0, rows);
-                let y = self.chunk_y[grp].subrows(0, rows);
-                *gram += x.transpose() * x;
-                *cross += x.transpose() * y;
-            }
+    /// [`Fit::add`] of a held-out position: it counts in every statistic and in the final
+    /// refit, and [`Fit::solve`] chooses the ridge by the error on the held-out positions
+    /// of a fit on the others.
+    pub fn add_held_out(&mut self, layer: &Layer, patches: &[Vec<f64>], target: &[f64]) {
+        if self.normal.is_some() {
+            self.held_out
+                .get_or_insert_with(|| Accum::new(layer))
+                .push(layer, patches, target);
         }
-        self.fill = 0;
+        self.add(layer, patches, target);
+    }
+
+    fn flush(&mut self) {
+        for acc in [&mut self.normal, &mut self.held_out].into_iter().flatten() {
+            acc.flush();
+        }
     }
 
     /// Output statistics with the layer's current weights.
@@ -366,11 +345,17 @@ impl Fit {
         let Some(normal) = self.normal.take() else {
             return 0;
         };
+        let held_out = self.held_out.take();
         let (k, per) = (layer.cols + 1, layer.rows / layer.groups);
         let mut refit = 0;
-        for (grp, (gram, cross)) in normal.iter().enumerate() {
-            let energy = (0..layer.cols).map(|c| gram[(c, c)]).sum::<f64>() / layer.cols as f64;
-            let lambda = ridge * energy + 1e-12;
+        self.chosen_ridge.clear();
+        for (grp, (gram, cross)) in normal.normal.iter().enumerate() {
+            let relative = match &held_out {
+                Some(h) => choose_ridge(gram, cross, &h.normal[grp], layer.cols, ridge),
+                None => ridge,
+            };
+            self.chosen_ridge.push(relative);
+            let lambda = ridge_of(gram, layer.cols, relative);
             let rows: Vec<usize> = (grp * per..(grp + 1) * per).collect();
             if let Some(pattern) = reselect
                 && (self.n as f64) >= min_ratio * k as f64
@@ -435,26 +420,58 @@ impl Fit {
                         layer.bias[o] = v as f32;
                     }
                 }
-                // New output statistics from the Gram matrix: w̃ᵀ Σx̃ and w̃ᵀ G w̃.
-                let full_w: Vec<f64> = (0..k)
-                    .map(|c| {
-                        if c < layer.cols {
-                            row[c] as f64
-                        } else {
-                            layer.bias[o] as f64
-                        }
-                    })
-                    .collect();
-                let sum: f64 = (0..k).map(|c| full_w[c] * gram[(c, layer.cols)]).sum();
-                let sq: f64 = (0..k)
-                    .map(|i| full_w[i] * (0..k).map(|j| gram[(i, j)] * full_w[j]).sum::<f64>())
-                    .sum();
-                self.pruned[o] = [sum, sq];
+                self.pruned[o] = gram_stats(layer, o, gram);
                 refit += 1;
             }
         }
         refit
     }
+
+    /// Re-chooses the zeros of every group of `layer` ([`obs_prune`] with `pattern`, as
+    /// many as the group has, compensated by the remaining weights) and updates the pruned
+    /// output statistics, without the per-row refit of [`Fit::solve`]. The accumulated
+    /// statistics are kept, so the same fit can try several masks of one layer (the
+    /// sensitivity sweep with recovery). Groups with fewer than `min_ratio` samples per
+    /// unknown keep their zeros.
+    pub fn reselect(
+        &mut self,
+        layer: &mut Layer,
+        ridge: f64,
+        min_ratio: f64,
+        pattern: Granularity,
+    ) {
+        self.flush();
+        let Some(normal) = &self.normal else {
+            return;
+        };
+        let (k, per) = (layer.cols + 1, layer.rows / layer.groups);
+        for (grp, (gram, cross)) in normal.normal.iter().enumerate() {
+            let rows: Vec<usize> = (grp * per..(grp + 1) * per).collect();
+            if (self.n as f64) >= min_ratio * k as f64 {
+                let lambda = ridge_of(gram, layer.cols, ridge);
+                reselect_group(layer, &rows, gram, cross, lambda, pattern);
+            }
+            for &o in &rows {
+                self.pruned[o] = gram_stats(layer, o, gram);
+            }
+        }
+    }
+}
+
+/// Sum and sum of squares of row `o`'s output over the accumulated positions, from its
+/// group's Gram matrix: `w̃ᵀ Σx̃` and `w̃ᵀ G w̃` (`w̃` the row with its bias).
+fn gram_stats(layer: &Layer, o: usize, gram: &Mat<f64>) -> [f64; 2] {
+    let k = layer.cols + 1;
+    let full_w: Vec<f64> = layer.weight[o * layer.cols..][..layer.cols]
+        .iter()
+        .map(|&v| v as f64)
+        .chain([layer.bias[o] as f64])
+        .collect();
+    let sum: f64 = (0..k).map(|c| full_w[c] * gram[(c, layer.cols)]).sum();
+    let sq: f64 = (0..k)
+        .map(|i| full_w[i] * (0..k).map(|j| gram[(i, j)] * full_w[j]).sum::<f64>())
+        .sum();
+    [sum, sq]
 }
 
 /// Re-chooses the zeros of the rows of one group ([`obs_prune`] on the least-squares

@@ -15,7 +15,9 @@ use super::allocate::Curve;
 use super::depgraph::DepGraph;
 use super::evaluate::{Deviation, Evaluator};
 use super::onnx_graph::{Const, OnnxGraph};
+use super::reconstruct::RecoverOptions;
 use super::structured;
+use super::sweep_recovery::RecoveredLayer;
 use super::units::{Layer, MacModel, select_ratios};
 use super::unstructured::{self, Target};
 
@@ -113,6 +115,9 @@ pub struct Sensitivity {
     pub dense_cost: f64,
     /// Calibration samples each trial ran.
     pub samples: usize,
+    /// Trials were recovered (least squares and BatchNorm matching) before measuring.
+    #[serde(default)]
+    pub recovered: bool,
     /// One curve per analysed layer.
     pub layers: Vec<LayerCurve>,
 }
@@ -127,8 +132,8 @@ fn point(ratio: f64, d: Deviation, removed: f64) -> Point {
     }
 }
 
-/// Sweeps the unstructured layers marked in `analyse`, each with its granularity.
-/// `progress(done, total)` is called after every trial.
+/// Sweeps the unstructured layers marked in `analyse`, each with its granularity, by
+/// magnitude pruning alone. `progress(done, total)` is called after every trial.
 pub fn unstructured_sweep(
     g: &OnnxGraph,
     layers: &[(Layer, usize, Target)],
@@ -138,45 +143,119 @@ pub fn unstructured_sweep(
     eval: &Evaluator,
     progress: &dyn Fn(u64, u64),
 ) -> Result<Sensitivity, PruneError> {
-    options.validate()?;
-    let chosen: Vec<usize> = (0..layers.len()).filter(|&i| analyse[i]).collect();
-    let total = (chosen.len() * options.ratios.len()) as u64;
-    let mut work = g.clone();
-    let mut curves = Vec::with_capacity(chosen.len());
-    let mut done = 0;
-    for &i in &chosen {
-        let (layer, _, target) = &layers[i];
-        let mut points = Vec::with_capacity(options.ratios.len());
-        for &ratio in &options.ratios {
-            let mut t = target.clone();
-            let mask =
-                unstructured::prune(std::slice::from_mut(&mut t), granularities[i], ratio, false)?;
-            let removed = mask.iter().flatten().filter(|k| !**k).count() as f64;
-            work.consts
-                .insert(t.name.clone(), Const::f32(t.dims.clone(), t.data));
-            let measured = eval.measure(&work);
-            work.consts.insert(
-                target.name.clone(),
-                Const::f32(target.dims.clone(), target.data.clone()),
-            );
-            points.push(point(ratio, measured?, removed));
-            done += 1;
-            progress(done, total);
+    let sweep = Sweep {
+        layers,
+        granularities,
+        analyse,
+        options,
+        eval,
+    };
+    sweep.run(g, None, progress)
+}
+
+/// [`unstructured_sweep`] with every trial recovered as `--recover lstsq` recovers it
+/// ([`super::sweep_recovery`]), from statistics fit on `fit_samples` (calibration samples
+/// `eval` does not measure, so overfitting shows in the curves).
+#[allow(clippy::too_many_arguments)]
+pub fn unstructured_sweep_recovered(
+    g: &OnnxGraph,
+    layers: &[(Layer, usize, Target)],
+    granularities: &[Granularity],
+    analyse: &[bool],
+    options: &SweepOptions,
+    eval: &Evaluator,
+    fit_samples: &[Vec<f32>],
+    progress: &dyn Fn(u64, u64),
+) -> Result<Sensitivity, PruneError> {
+    let sweep = Sweep {
+        layers,
+        granularities,
+        analyse,
+        options,
+        eval,
+    };
+    sweep.run(g, Some(fit_samples), progress)
+}
+
+/// The arguments of an unstructured sweep.
+struct Sweep<'a> {
+    layers: &'a [(Layer, usize, Target)],
+    granularities: &'a [Granularity],
+    analyse: &'a [bool],
+    options: &'a SweepOptions,
+    eval: &'a Evaluator,
+}
+
+impl Sweep<'_> {
+    fn run(
+        &self,
+        g: &OnnxGraph,
+        fit_samples: Option<&[Vec<f32>]>,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Sensitivity, PruneError> {
+        let Sweep {
+            layers,
+            granularities,
+            analyse,
+            options,
+            eval,
+        } = *self;
+        options.validate()?;
+        let recover = RecoverOptions::default();
+        let chosen: Vec<usize> = (0..layers.len()).filter(|&i| analyse[i]).collect();
+        let total = (chosen.len() * options.ratios.len()) as u64;
+        let mut work = g.clone();
+        let mut curves = Vec::with_capacity(chosen.len());
+        let mut done = 0;
+        for &i in &chosen {
+            let (layer, node, target) = &layers[i];
+            let mut recovered = match fit_samples {
+                Some(fit) => RecoveredLayer::new(g, *node, fit, &recover)?,
+                None => None,
+            };
+            let mut points = Vec::with_capacity(options.ratios.len());
+            for &ratio in &options.ratios {
+                let mut t = target.clone();
+                let mask = unstructured::prune(
+                    std::slice::from_mut(&mut t),
+                    granularities[i],
+                    ratio,
+                    false,
+                )?;
+                let removed = mask.iter().flatten().filter(|k| !**k).count() as f64;
+                let pruned = Const::f32(t.dims.clone(), t.data);
+                let measured = match &mut recovered {
+                    Some(r) => eval.measure(&r.trial(g, pruned, granularities[i], &recover)?),
+                    None => {
+                        work.consts.insert(t.name.clone(), pruned);
+                        let measured = eval.measure(&work);
+                        work.consts.insert(
+                            target.name.clone(),
+                            Const::f32(target.dims.clone(), target.data.clone()),
+                        );
+                        measured
+                    }
+                };
+                points.push(point(ratio, measured?, removed));
+                done += 1;
+                progress(done, total);
+            }
+            curves.push(LayerCurve {
+                index: i,
+                name: layer.name.clone(),
+                size: layer.size,
+                points,
+            });
         }
-        curves.push(LayerCurve {
-            index: i,
-            name: layer.name.clone(),
-            size: layer.size,
-            points,
-        });
+        Ok(Sensitivity {
+            mode: "unstructured".into(),
+            cost: "weights".into(),
+            dense_cost: layers.iter().map(|l| l.0.size as f64).sum(),
+            samples: eval.samples.len(),
+            recovered: fit_samples.is_some(),
+            layers: curves,
+        })
     }
-    Ok(Sensitivity {
-        mode: "unstructured".into(),
-        cost: "weights".into(),
-        dense_cost: layers.iter().map(|l| l.0.size as f64).sum(),
-        samples: eval.samples.len(),
-        layers: curves,
-    })
 }
 
 /// Sweeps the channel groups of `dep` marked in `analyse`, classes chosen by `scores`.
@@ -224,6 +303,7 @@ pub fn structured_sweep(
         cost: "MACs".into(),
         dense_cost: dense,
         samples: eval.samples.len(),
+        recovered: false,
         layers: curves,
     })
 }

@@ -114,7 +114,7 @@ impl Net {
         });
     }
     #[allow(clippy::too_many_arguments)]
-    fn cbr(
+    pub(super) fn cbr(
         &mut self,
         x: &str,
         name: &str,

@@ -257,6 +257,45 @@ fn lstsq_refit_solves_the_normal_equations() {
     }
 }
 
+/// The ridge chosen on held-out positions: the largest when the targets are noise
+/// unrelated to the inputs (any fit overfits), the smallest when they are an exact linear
+/// function of them.
+#[test]
+fn held_out_positions_choose_the_ridge() {
+    use super::reconstruct_layer::{Fit, Layer};
+    let dense = OnnxGraph::parse(&small_model()).unwrap();
+    let node = dense.nodes().iter().position(|n| op(n) == "Gemm").unwrap();
+    let layer = Layer::from_node(&dense, node).unwrap().unwrap();
+    let (k, rows) = (layer.cols, layer.rows);
+    let choose = |n: usize, linear: bool| {
+        let mut fitted = layer.clone();
+        let mut fit = Fit::new(&fitted, true);
+        let xs = noise(5, n * k);
+        let ys = noise(6, n * rows);
+        for s in 0..n {
+            let patch: Vec<f64> = xs[s * k..(s + 1) * k].iter().map(|&v| v as f64).collect();
+            let target: Vec<f64> = (0..rows)
+                .map(|o| {
+                    if linear {
+                        (0..k).map(|c| patch[c] * (o + c) as f64).sum::<f64>() + 0.5
+                    } else {
+                        ys[s * rows + o] as f64
+                    }
+                })
+                .collect();
+            if s % 4 == 3 {
+                fit.add_held_out(&fitted, &[patch], &target);
+            } else {
+                fit.add(&fitted, &[patch], &target);
+            }
+        }
+        assert_eq!(fit.solve(&mut fitted, 1e-3, 2.0, None), rows);
+        fit.chosen_ridge
+    };
+    assert_eq!(choose(48, false), vec![1.0]);
+    assert_eq!(choose(400, true), vec![1e-4]);
+}
+
 /// OBS pruning keeps the requested number / pattern of zeros, and its error on the
 /// Hessian's data is no larger than magnitude pruning's.
 #[test]
