@@ -2,7 +2,7 @@
 # Dense vs sparse per family: file size and 1-thread median latency on this machine, for
 # unstructured magnitude pruning at 50/70/80/90/95 % and 4-row blocks at 90/95 % (1x1, kxk and
 # Gemm weights; the first conv and depthwise stay dense; each layer's encoding from the x86-64
-# cost model). Optional: aarch64 instruction counts under qemu (deterministic) for 90 %.
+# cost model). Optional: aarch64 instruction counts under qemu (deterministic) instead.
 #
 #   bench/sparse_table.sh OUT_DIR [families...]          # x86 timings
 #   AARCH64_PRUNUS=target/aarch64-unknown-linux-gnu/release/prunus bench/sparse_table.sh OUT_DIR ...
@@ -14,11 +14,8 @@ families=("${@:-squeezenet1_1 mobilenet_v1 mobilenet_v2 mobilenet_v3_small mobil
 read -r -a families <<<"${families[*]}"
 P="${PRUNUS:-$here/target/release/prunus}"
 mkdir -p "$out"
-if [ -n "${AARCH64_PRUNUS:-}" ]; then
-    target=aarch64; settings=("u:0.9" "b4:0.9")
-else
-    target=x86_64; settings=("u:0.5" "u:0.7" "u:0.8" "u:0.9" "u:0.95" "b4:0.9" "b4:0.95")
-fi
+settings=("u:0.5" "u:0.7" "u:0.8" "u:0.9" "u:0.95" "b4:0.9" "b4:0.95")
+if [ -n "${AARCH64_PRUNUS:-}" ]; then target=aarch64; else target=x86_64; fi
 measure() { # file -> number
     if [ -n "${AARCH64_PRUNUS:-}" ]; then
         "$here/toolchains/insn-per-inference.sh" "$AARCH64_PRUNUS" "$1" | sed -n 's/^insns_per_inference=\([0-9]*\).*/\1/p' \

@@ -188,10 +188,11 @@ impl Pointwise<'_> {
                     for o0 in (grp * ocg..(grp + 1) * ocg).step_by(R) {
                         let rows = R.min((grp + 1) * ocg - o0);
                         // Rows past the group's last repeat its first row: computed, not stored.
-                        let mut wr = RowMajorRows([&w[o0 * icg..(o0 + 1) * icg]; R]);
-                        for (r, row) in wr.0.iter_mut().enumerate().take(rows) {
+                        let mut wr = [&w[o0 * icg..(o0 + 1) * icg]; R];
+                        for (r, row) in wr.iter_mut().enumerate().take(rows) {
                             *row = &w[(o0 + r) * icg..(o0 + r + 1) * icg];
                         }
+                        let wr = RowMajorRows::new(wr);
                         let out = TileOut {
                             bias: tile_bias::<S, R>(s, epi.bias, o0, rows),
                             act: &act,

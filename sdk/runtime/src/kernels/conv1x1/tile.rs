@@ -9,8 +9,12 @@
 //! per input channel `k` the tile loads `NV` pixel vectors and broadcasts `R` weights, then
 //! does `R * NV` FMAs (AVX2: 4 x 2 -> 6 loads per 8 FMAs in 16 registers; AVX-512: 8 x 3
 //! -> 11 loads per 24 FMAs in 32; NEON: 8 x 3 -> 5 loads per 24 FMAs, the 8 weights being
-//! two vectors used lane by lane). Output rows are then stored directly, with no transpose. Weights are read in place through [`TileWeights`]: a [`Panel8`]
-//! panel (ungrouped) or row-major rows (grouped convolutions).
+//! two vectors used lane by lane; row-major weights: one vector per row and 4 channels).
+//! Output rows are then stored directly, with no transpose. Weights are read in place
+//! through [`TileWeights`]: a [`Panel8`] panel (ungrouped) or row-major rows (grouped
+//! convolutions). NEON, 8 x 3 tiles, 4 channels per iteration: 117 instructions per 96
+//! FMAs on Panel8 weights (61 per 48 with 2 channels and a bounds check per channel), 140
+//! on row-major ones (45 per 24 with scalar weight loads).
 //!
 //! [`Panel8`]: prunus_format::Layout::Panel8
 
@@ -25,12 +29,16 @@ pub(super) trait TileWeights<const R: usize>: Copy {
     type Col: Copy;
     /// The columns, one per input channel, in order.
     fn cols(self) -> impl Iterator<Item = Self::Col>;
-    /// The columns in pairs `(2i, 2i + 1)`.
-    fn col_pairs(self) -> impl Iterator<Item = (Self::Col, Self::Col)>;
-    /// The last column if their number is odd (the one [`TileWeights::col_pairs`] leaves).
-    fn odd_last(self) -> Option<Self::Col>;
+    /// Four consecutive columns, as [`TileWeights::col_quads`] yields them.
+    type Quad: Copy;
+    /// The columns in groups of four `(4i .. 4i + 4)`.
+    fn col_quads(self) -> impl Iterator<Item = Self::Quad>;
+    /// The last `K % 4` columns (those [`TileWeights::col_quads`] leaves).
+    fn quad_rest(self) -> impl Iterator<Item = Self::Col>;
     /// The `R` weights of column `c`, each broadcast to a vector.
     fn splat<S: Simd>(self, s: S, c: Self::Col) -> [S::V; R];
+    /// [`TileWeights::splat`] of the four columns of `q`.
+    fn splat_quad<S: Simd>(self, s: S, q: Self::Quad) -> [[S::V; R]; 4];
 }
 
 /// Rows `H * R .. (H + 1) * R` of one [`Panel8`](prunus_format::Layout::Panel8) panel,
@@ -40,6 +48,7 @@ pub(super) struct PanelRows<'a, const H: usize>(pub &'a [[f32; PANEL]]);
 
 impl<'a, const R: usize, const H: usize> TileWeights<R> for PanelRows<'a, H> {
     type Col = &'a [f32; PANEL];
+    type Quad = &'a [[f32; PANEL]; 4];
 
     #[inline(always)]
     fn cols(self) -> impl Iterator<Item = Self::Col> {
@@ -47,13 +56,13 @@ impl<'a, const R: usize, const H: usize> TileWeights<R> for PanelRows<'a, H> {
     }
 
     #[inline(always)]
-    fn col_pairs(self) -> impl Iterator<Item = (Self::Col, Self::Col)> {
-        self.0.as_chunks::<2>().0.iter().map(|[a, b]| (a, b))
+    fn col_quads(self) -> impl Iterator<Item = Self::Quad> {
+        self.0.as_chunks::<4>().0.iter()
     }
 
     #[inline(always)]
-    fn odd_last(self) -> Option<Self::Col> {
-        self.0.as_chunks::<2>().1.first()
+    fn quad_rest(self) -> impl Iterator<Item = Self::Col> {
+        self.0.as_chunks::<4>().1.iter()
     }
 
     #[inline(always)]
@@ -65,14 +74,40 @@ impl<'a, const R: usize, const H: usize> TileWeights<R> for PanelRows<'a, H> {
         out.copy_from_slice(&all[H * R..(H + 1) * R]);
         out
     }
+
+    #[inline(always)]
+    fn splat_quad<S: Simd>(self, s: S, q: Self::Quad) -> [[S::V; R]; 4] {
+        let mut out = [[s.zero(); R]; 4];
+        for (o, c) in out.iter_mut().zip(q) {
+            *o = <Self as TileWeights<R>>::splat(self, s, c);
+        }
+        out
+    }
 }
 
 /// `R` rows of a row-major matrix, each cut to the same `K` values.
 #[derive(Clone, Copy)]
-pub(super) struct RowMajorRows<'a, const R: usize>(pub [&'a [f32]; R]);
+pub(super) struct RowMajorRows<'a, const R: usize>([&'a [f32]; R]);
+
+impl<'a, const R: usize> RowMajorRows<'a, R> {
+    /// The rows; panics unless all have the same length.
+    pub fn new(rows: [&'a [f32]; R]) -> Self {
+        assert!(
+            rows.iter().all(|r| r.len() == rows[0].len()),
+            "conv1x1: row-major rows of different lengths"
+        );
+        RowMajorRows(rows)
+    }
+}
+
+/// Columns `4i .. 4i + 4` of [`RowMajorRows`], as `i`: made only by its `col_quads`, so
+/// `i < K / 4`.
+#[derive(Clone, Copy)]
+pub(super) struct RowQuad(usize);
 
 impl<const R: usize> TileWeights<R> for RowMajorRows<'_, R> {
     type Col = usize;
+    type Quad = RowQuad;
 
     #[inline(always)]
     fn cols(self) -> impl Iterator<Item = usize> {
@@ -80,14 +115,14 @@ impl<const R: usize> TileWeights<R> for RowMajorRows<'_, R> {
     }
 
     #[inline(always)]
-    fn col_pairs(self) -> impl Iterator<Item = (usize, usize)> {
-        (0..self.0[0].len() / 2).map(|i| (2 * i, 2 * i + 1))
+    fn col_quads(self) -> impl Iterator<Item = RowQuad> {
+        (0..self.0[0].len() / 4).map(RowQuad)
     }
 
     #[inline(always)]
-    fn odd_last(self) -> Option<usize> {
+    fn quad_rest(self) -> impl Iterator<Item = usize> {
         let k = self.0[0].len();
-        (k % 2 == 1).then(|| k - 1)
+        k / 4 * 4..k
     }
 
     #[inline(always)]
@@ -98,10 +133,32 @@ impl<const R: usize> TileWeights<R> for RowMajorRows<'_, R> {
         }
         out
     }
+
+    /// Four consecutive values per row: NEON loads them as one vector and uses its
+    /// lanes, one load per row instead of four.
+    #[inline(always)]
+    fn splat_quad<S: Simd>(self, s: S, RowQuad(i): RowQuad) -> [[S::V; R]; 4] {
+        let mut out = [[s.zero(); R]; 4];
+        for (r, row) in self.0.iter().enumerate() {
+            // SAFETY: a `RowQuad` comes from `col_quads`: `i < K / 4` for the first row's
+            // `K`, which every row has (checked by `new`).
+            let four = s.splat_each(unsafe { row.as_chunks::<4>().0.get_unchecked(i) });
+            for (o, v) in out.iter_mut().zip(four) {
+                o[r] = v;
+            }
+        }
+        out
+    }
 }
 
 /// `acc[r][v] = sum_k w(k, r) * x[k, col + v * LANES ..][..LANES]` over the columns of `w`
 /// and channels of `x` (planes of `plane` values); `col + NV * LANES <= plane`.
+///
+/// With 32 registers the loop takes four channels per iteration, each channel's pixels
+/// cut without a bounds check (`col + NV * LANES <= plane` is checked once per tile), and
+/// the first channel's products initialise the accumulators (no zeroing; `w * x` is the
+/// FMA into `+0` but for the sign of a zero sum, which the bias add erases unless the
+/// bias is `-0`).
 #[inline(always)]
 pub(super) fn tile<S: Simd, W: TileWeights<R>, const R: usize, const NV: usize>(
     s: S,
@@ -110,53 +167,95 @@ pub(super) fn tile<S: Simd, W: TileWeights<R>, const R: usize, const NV: usize>(
     plane: usize,
     col: usize,
 ) -> [[S::V; NV]; R] {
+    let n = NV * S::LANES;
+    assert!(col + n <= plane, "conv1x1 tile: pixels past the plane");
+    let x_quads = x.chunks_exact(4 * plane);
+    let x_rest = x_quads.remainder();
+    let mut quads = w.col_quads().zip(x_quads);
+    // With 16 registers, unrolling made LLVM hoist the broadcasts and spill; AVX-512
+    // (16 lanes) measured slower unrolled.
+    let first = if S::REGISTERS >= 32 && S::LANES == 4 {
+        quads.next()
+    } else {
+        None
+    };
     let mut acc = [[s.zero(); NV]; R];
-    // Zipping the columns with `chunks_exact` gives a loop with one counter and one exit,
-    // so LLVM keeps the whole tile in registers (a second exit made it spill accumulators
-    // every iteration, halving AVX2 throughput).
-    if S::REGISTERS < 32 {
-        // With 16 registers, unrolling made LLVM hoist the broadcasts and spill.
+    let Some((q0, xq0)) = first else {
+        // Zipping the columns with `chunks_exact` gives a loop with one counter and one
+        // exit, so LLVM keeps the whole tile in registers (a second exit made it spill
+        // accumulators every iteration, halving AVX2 throughput).
         for (c, xrow) in w.cols().zip(x.chunks_exact(plane)) {
-            rank1::<S, W, R, NV>(s, w, c, xrow, col, &mut acc);
+            rank1::<S, R, NV>(s, w.splat(s, c), &xrow[col..col + n], &mut acc);
         }
         return acc;
+    };
+    rank4::<S, W, R, NV, true>(s, w, q0, xq0, plane, col, &mut acc);
+    for (q, xq) in quads {
+        rank4::<S, W, R, NV, false>(s, w, q, xq, plane, col, &mut acc);
     }
-    // Two input channels per iteration: half the loop overhead (NEON: 59 instructions per
-    // 48 FMAs instead of 32 per 24).
-    for ((c0, c1), xrows) in w.col_pairs().zip(x.chunks_exact(2 * plane)) {
-        let (x0, x1) = xrows.split_at(plane);
-        rank1::<S, W, R, NV>(s, w, c0, x0, col, &mut acc);
-        rank1::<S, W, R, NV>(s, w, c1, x1, col, &mut acc);
-    }
-    if let Some(c) = w.odd_last() {
-        let x_last = x.chunks_exact(plane).last().unwrap_or(&[]);
-        rank1::<S, W, R, NV>(s, w, c, x_last, col, &mut acc);
+    for (c, xrow) in w.quad_rest().zip(x_rest.chunks_exact(plane)) {
+        rank1::<S, R, NV>(s, w.splat(s, c), &xrow[col..col + n], &mut acc);
     }
     acc
 }
 
-/// `acc += w(c) outer x[col..][..NV * LANES]` for one input channel.
+/// [`rank1`] of four channels, the columns of `q` over the 4 planes `xq`; with `FIRST`
+/// the first channel's products replace `acc` instead of adding to it.
 #[inline(always)]
-fn rank1<S: Simd, W: TileWeights<R>, const R: usize, const NV: usize>(
+fn rank4<S: Simd, W: TileWeights<R>, const R: usize, const NV: usize, const FIRST: bool>(
     s: S,
     w: W,
-    c: W::Col,
-    xrow: &[f32],
+    q: W::Quad,
+    xq: &[f32],
+    plane: usize,
     col: usize,
     acc: &mut [[S::V; NV]; R],
 ) {
-    let l = S::LANES;
-    let xs = &xrow[col..col + NV * l];
-    let mut xv = [s.zero(); NV];
-    for (v, xv) in xv.iter_mut().enumerate() {
-        *xv = s.load(&xs[v * l..]);
+    let n = NV * S::LANES;
+    for (j, wb) in w.splat_quad(s, q).into_iter().enumerate() {
+        let at = j * plane + col;
+        // SAFETY: `xq` holds 4 planes of `plane` values and `tile` checked `col + n <= plane`,
+        // so `j * plane + col + n <= 4 * plane` for `j < 4`.
+        let xv = load_row::<S, NV>(s, unsafe { xq.get_unchecked(at..at + n) });
+        for (accr, &wb) in acc.iter_mut().zip(&wb) {
+            for (a, &xv) in accr.iter_mut().zip(&xv) {
+                *a = if FIRST && j == 0 {
+                    s.mul(wb, xv)
+                } else {
+                    s.fma(*a, wb, xv)
+                };
+            }
+        }
     }
-    let wb = w.splat(s, c);
+}
+
+/// `acc += wb outer xs[..NV * LANES]` for one input channel.
+#[inline(always)]
+fn rank1<S: Simd, const R: usize, const NV: usize>(
+    s: S,
+    wb: [S::V; R],
+    xs: &[f32],
+    acc: &mut [[S::V; NV]; R],
+) {
+    let xv = load_row::<S, NV>(s, xs);
     for (accr, &wb) in acc.iter_mut().zip(&wb) {
         for (a, &xv) in accr.iter_mut().zip(&xv) {
             *a = s.fma(*a, wb, xv);
         }
     }
+}
+
+/// The `NV` vectors at `xs[..NV * LANES]`, one load each (x86 folds them into the FMAs;
+/// NEON pairs them into `ldp`).
+#[inline(always)]
+fn load_row<S: Simd, const NV: usize>(s: S, xs: &[f32]) -> [S::V; NV] {
+    let l = S::LANES;
+    let xs = &xs[..NV * l];
+    let mut xv = [s.zero(); NV];
+    for (v, x) in xv.iter_mut().enumerate() {
+        *x = s.load(&xs[v * l..]);
+    }
+    xv
 }
 
 /// [`tile`] for one vector of `n < LANES` pixels (planes narrower than a vector).

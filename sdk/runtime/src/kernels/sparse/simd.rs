@@ -3,12 +3,17 @@
 //!
 //! Tile shapes (accumulators + input vectors + broadcasts within the register file):
 //! 32 registers (AVX-512, NEON): 1 x 8 (1 x 4 for long blocks, see
-//! [`LONG_BLOCK_COLUMNS`]), 2 x 6, 4 x 4; 16 registers (AVX2): 1 x 8, 2 x 4, 4 x 2. Per stored column a tile loads its `NV` input vectors and the column's `R`
-//! values (NEON: one vector, used lane by lane) and does `R * NV` FMAs. The pixels left
-//! after a block's whole tiles make one tile of as many vectors as they need, its last
-//! vector ending at the block's end (MobileNetV1's pointwise layers at 90 %, block 1,
-//! AVX-512, best of 150: 1.1x faster on 14x14 planes, 1.3-1.4x on 7x7, than the
-//! single-vector tiles it replaces, whose one accumulator chain waits on the FMA latency).
+//! [`LONG_BLOCK_COLUMNS`]), 2 x 6, 4 x 4; 16 registers (AVX2): 1 x 8, 2 x 4, 4 x 2. Per
+//! stored column a tile loads its `NV` input vectors (contiguous in whole tiles: NEON `ldp`
+//! pairs) and the column's `R` values (NEON: one vector, or one 64-bit load for 2, used
+//! lane by lane) and does `R * NV` FMAs; NEON takes two columns per loop iteration (22
+//! instructions per column of a 4 x 4 tile, 16 FMAs; 19 of a 2 x 6, 12 FMAs).
+//! The pixels left after a block's whole tiles make one tile of as many vectors as they
+//! need, its last vector ending at the block's end (MobileNetV1's pointwise layers at
+//! 90 %, block 1, AVX-512, best of 150: 1.1x faster on 14x14 planes, 1.3-1.4x on 7x7, than
+//! the single-vector tiles it replaces, whose one accumulator chain waits on the FMA
+//! latency); a rest shorter than a vector takes one vector ending there, if the source
+//! holds the pixels before it (the last pixel of a 7x7 plane: no partial loads).
 
 use super::im2col::im2col_block;
 use super::portable;
@@ -164,6 +169,7 @@ impl<'a, S: Simd, const R: usize> BlockOut<'a, S, R> {
     /// Epilogue, then stores the tile's vectors at pixels `col + v * LANES` of the block's
     /// rows, the last one at `last` instead (a tail tile's last vector ends at the plane's
     /// end, overlapping its neighbour: the pixels both hold are the same sums, bit for bit).
+    /// A whole tile (`last` right after the others) is one slice per row.
     #[inline(always)]
     fn store<const NV: usize>(
         &self,
@@ -175,6 +181,7 @@ impl<'a, S: Simd, const R: usize> BlockOut<'a, S, R> {
         last: usize,
     ) {
         let l = S::LANES;
+        let whole = last == col + (NV - 1) * l;
         let at = |v: usize| if v + 1 == NV { last } else { col + v * l };
         for (accr, &b) in acc.iter_mut().zip(&self.bias) {
             for a in accr.iter_mut() {
@@ -183,15 +190,29 @@ impl<'a, S: Simd, const R: usize> BlockOut<'a, S, R> {
         }
         if let Some(res) = self.residual {
             for (rrow, accr) in res.chunks_exact(plane).take(self.rows).zip(acc.iter_mut()) {
-                for (v, a) in accr.iter_mut().enumerate() {
-                    *a = s.add(*a, s.load(&rrow[at(v)..]));
+                if whole {
+                    let rs = &rrow[col..col + NV * l];
+                    for (v, a) in accr.iter_mut().enumerate() {
+                        *a = s.add(*a, s.load(&rs[v * l..]));
+                    }
+                } else {
+                    for (v, a) in accr.iter_mut().enumerate() {
+                        *a = s.add(*a, s.load(&rrow[at(v)..]));
+                    }
                 }
             }
         }
         self.act.apply_all(s, acc.as_flattened_mut());
         for (yrow, accr) in y.chunks_exact_mut(plane).take(self.rows).zip(&acc) {
-            for (v, &a) in accr.iter().enumerate() {
-                s.store(a, &mut yrow[at(v)..]);
+            if whole {
+                let ys = &mut yrow[col..col + NV * l];
+                for (v, &a) in accr.iter().enumerate() {
+                    s.store(a, &mut ys[v * l..]);
+                }
+            } else {
+                for (v, &a) in accr.iter().enumerate() {
+                    s.store(a, &mut yrow[at(v)..]);
+                }
             }
         }
     }
@@ -223,7 +244,8 @@ impl<'a, S: Simd, const R: usize> BlockOut<'a, S, R> {
     }
 }
 
-/// Block `b` over output pixels `cols`, reading `src` at `offset + pixel - shift`.
+/// Block `b` over output pixels `cols`, reading `src` at `offset + pixel - shift` (the
+/// source holds the pixels from `shift` to the end of `cols`).
 #[allow(clippy::too_many_arguments)] // one tile loop's inputs, all distinct
 #[inline(always)]
 fn pixels<S: Simd, const R: usize, const NV: usize>(
@@ -241,26 +263,35 @@ fn pixels<S: Simd, const R: usize, const NV: usize>(
     let offs = &w.offsets[k0..k1];
     let vals = &w.values.as_chunks::<R>().0[k0..k1];
     let l = S::LANES;
+    let (Some((w0, rest_vals)), Some((&o0, rest_offs))) = (vals.split_first(), offs.split_first())
+    else {
+        empty_block::<S, R, NV>(s, out, y, plane, cols);
+        return;
+    };
+    let first = (w0, o0);
     let tw = NV * l;
     let mut col = cols.start;
     while col + tw <= cols.end {
         let last = col + tw - l;
-        let acc = tile::<S, R, NV>(s, vals, offs, src, col - shift, last - shift);
+        let (a, b) = (col - shift, last - shift);
+        let acc = tile::<S, R, NV, true>(s, first, rest_vals, rest_offs, src, a, b);
         out.store(s, acc, y, plane, col, last);
         col += tw;
     }
     if col == cols.end {
         return;
     }
-    if cols.len() >= l {
-        // One tile of as many vectors as the rest needs, the last ending at the end.
+    if cols.end - shift >= l {
+        // One tile of as many vectors as the rest needs, the last ending at the end (and
+        // starting before `cols` if the rest is shorter than a vector: the source holds
+        // the pixels from `shift` on, and the ones already stored get the same sums).
         let last = cols.end - l;
         let (a, b) = (col - shift, last - shift);
         // A tile of `$k` vectors, for each vector count the rest may need.
         macro_rules! rest {
             ($($k:literal)*) => {
                 match (cols.end - col).div_ceil(l) {
-                    $($k => out.store(s, tile::<S, R, $k>(s, vals, offs, src, a, b), y, plane, col, last),)*
+                    $($k => out.store(s, tile::<S, R, $k, false>(s, first, rest_vals, rest_offs, src, a, b), y, plane, col, last),)*
                     _ => unreachable!("the rest is shorter than a full tile"),
                 }
             };
@@ -281,36 +312,128 @@ fn pixels<S: Simd, const R: usize, const NV: usize>(
     }
 }
 
-/// `acc[r][v] = sum_k vals[k][r] * src[offs[k] + start(v) ..][..LANES]`, `start(v)` being
-/// `at + v * LANES` but `last` for the last vector.
+/// The outputs of a block without stored columns over `cols`: the epilogue of zero sums,
+/// in tiles of `NV` vectors, then single vectors (the last ending at the end).
 #[inline(always)]
-fn tile<S: Simd, const R: usize, const NV: usize>(
+fn empty_block<S: Simd, const R: usize, const NV: usize>(
     s: S,
+    out: &BlockOut<S, R>,
+    y: &mut [f32],
+    plane: usize,
+    cols: std::ops::Range<usize>,
+) {
+    let l = S::LANES;
+    if cols.len() < l {
+        out.store_partial(s, [s.zero(); R], y, plane, cols.start, cols.len());
+        return;
+    }
+    let mut col = cols.start;
+    while col + NV * l <= cols.end {
+        out.store(s, [[s.zero(); NV]; R], y, plane, col, col + (NV - 1) * l);
+        col += NV * l;
+    }
+    while col < cols.end {
+        let at = col.min(cols.end - l);
+        out.store(s, [[s.zero(); 1]; R], y, plane, at, at);
+        col += l;
+    }
+}
+
+/// `acc[r][v] = sum_k vals[k][r] * src[offs[k] + start(v) ..][..LANES]` over the stored
+/// columns `first` (values, offset) then `vals`, `offs`; `start(v)` is `at + v * LANES`
+/// but `last` for the last vector; `WHOLE` tiles have `last` right after the others (one
+/// contiguous load of `NV` vectors per column).
+///
+/// The first column's products initialise the accumulators (no zeroing): `w * x` is the
+/// FMA into `+0` but for the sign of a zero sum, which the bias add erases (`-0 + 0 =
+/// +0`; only a bias of `-0` leaves a zero of the other sign). With 4-lane vectors and 32
+/// registers (NEON) the loop takes two columns per iteration (half the loop overhead;
+/// AVX-512 measured 1 % slower so).
+#[allow(clippy::too_many_arguments)] // one tile's inputs, all distinct
+#[inline(always)]
+fn tile<S: Simd, const R: usize, const NV: usize, const WHOLE: bool>(
+    s: S,
+    (w0, o0): (&[f32; R], u32),
     vals: &[[f32; R]],
     offs: &[u32],
     src: &[f32],
     at: usize,
     last: usize,
 ) -> [[S::V; NV]; R] {
-    let l = S::LANES;
     let mut acc = [[s.zero(); NV]; R];
-    for (wv, &o) in vals.iter().zip(offs) {
-        let o = o as usize;
-        let mut xv = [s.zero(); NV];
-        for (v, xv) in xv.iter_mut().enumerate() {
-            let p = o + if v + 1 == NV { last } else { at + v * l };
-            // SAFETY: `check_conv` checked that the largest offset plus the span of the
-            // source (the plane, or the im2col pixel block) is within `src`, and `pixels`
-            // keeps every vector start (`at + v * LANES <= last`) at most `LANES` before
-            // the end of that span.
-            *xv = s.load(unsafe { src.get_unchecked(p..p + l) });
+    let (wb, x0) = (
+        s.splat_each(w0),
+        inputs::<S, NV, WHOLE>(s, src, o0, at, last),
+    );
+    for (accr, &wb) in acc.iter_mut().zip(&wb) {
+        for (a, &xv) in accr.iter_mut().zip(&x0) {
+            *a = s.mul(wb, xv);
         }
-        let wb = s.splat_each(wv);
-        for (accr, &wb) in acc.iter_mut().zip(&wb) {
-            for (a, &xv) in accr.iter_mut().zip(&xv) {
-                *a = s.fma(*a, wb, xv);
-            }
+    }
+    if S::REGISTERS >= 32 && S::LANES == 4 {
+        let (val_pairs, val_last) = vals.as_chunks::<2>();
+        let (off_pairs, off_last) = offs.as_chunks::<2>();
+        for ([w0, w1], &[o0, o1]) in val_pairs.iter().zip(off_pairs) {
+            let x0 = inputs::<S, NV, WHOLE>(s, src, o0, at, last);
+            let x1 = inputs::<S, NV, WHOLE>(s, src, o1, at, last);
+            column_fma(s, &mut acc, w0, x0);
+            column_fma(s, &mut acc, w1, x1);
+        }
+        if let (Some(w), Some(&o)) = (val_last.first(), off_last.first()) {
+            column_fma(s, &mut acc, w, inputs::<S, NV, WHOLE>(s, src, o, at, last));
+        }
+    } else {
+        for (w, &o) in vals.iter().zip(offs) {
+            column_fma(s, &mut acc, w, inputs::<S, NV, WHOLE>(s, src, o, at, last));
         }
     }
     acc
+}
+
+/// The `NV` input vectors of the stored column at offset `o` (see [`tile`]). A function,
+/// not a closure: closures are not always inlined into the ISA's `#[target_feature]` entry,
+/// and then neither are the intrinsics (x86).
+#[inline(always)]
+fn inputs<S: Simd, const NV: usize, const WHOLE: bool>(
+    s: S,
+    src: &[f32],
+    o: u32,
+    at: usize,
+    last: usize,
+) -> [S::V; NV] {
+    let l = S::LANES;
+    let o = o as usize;
+    let mut xv = [s.zero(); NV];
+    // SAFETY (both loads): `check_conv` checked that the largest offset plus the span of the
+    // source (the plane, or the im2col pixel block) is within `src`, and `pixels` keeps
+    // every vector start (`at + v * LANES <= last`) within that span, at most `LANES`
+    // before its end.
+    if WHOLE {
+        let xs = unsafe { src.get_unchecked(o + at..o + at + NV * l) };
+        for (v, xv) in xv.iter_mut().enumerate() {
+            *xv = s.load(&xs[v * l..]);
+        }
+    } else {
+        for (v, xv) in xv.iter_mut().enumerate() {
+            let p = o + if v + 1 == NV { last } else { at + v * l };
+            *xv = s.load(unsafe { src.get_unchecked(p..p + l) });
+        }
+    }
+    xv
+}
+
+/// `acc[r][v] += w[r] * xv[v]`: one stored column's FMAs.
+#[inline(always)]
+fn column_fma<S: Simd, const R: usize, const NV: usize>(
+    s: S,
+    acc: &mut [[S::V; NV]; R],
+    w: &[f32; R],
+    xv: [S::V; NV],
+) {
+    let wb = s.splat_each(w);
+    for (accr, &wb) in acc.iter_mut().zip(&wb) {
+        for (a, &xv) in accr.iter_mut().zip(&xv) {
+            *a = s.fma(*a, wb, xv);
+        }
+    }
 }
