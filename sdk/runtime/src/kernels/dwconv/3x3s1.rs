@@ -15,6 +15,7 @@
 //! give bit-identical outputs. It saves the copy on NEON's narrow rows only (see
 //! [`InPlace3x3S1::fits`]).
 
+use super::splat_3x3;
 use crate::kernels::conv::epilogue::activate;
 use crate::kernels::simd::{Simd, SimdKernel, VecActivation};
 use crate::kernels::{ConvGeom, Epilogue};
@@ -75,14 +76,7 @@ impl SimdKernel for InPlace3x3S1<'_> {
             .chunks_exact(g.in_h * in_w)
             .zip(y.chunks_exact_mut(g.out_h * ow));
         for (c, ((xc, yc), wc)) in planes.zip(w.chunks_exact(9)).enumerate() {
-            // Splatted from vectors of weights: NEON keeps 3 registers and multiplies by
-            // element.
-            let w9: &[f32; 9] = wc.try_into().expect("9 weights");
-            let all = s.splat_each(w9);
-            let mut wv = [[s.zero(); 3]; 3];
-            for (ky, row) in wv.iter_mut().enumerate() {
-                row.copy_from_slice(&all[ky * 3..ky * 3 + 3]);
-            }
+            let wv = splat_3x3(s, wc);
             let k = Plane {
                 g,
                 xc,

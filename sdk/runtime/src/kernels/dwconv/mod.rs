@@ -110,6 +110,19 @@ pub fn depthwise_simd2<Wide: Simd, Narrow: Simd>(
     }
 }
 
+/// A 3x3 channel's 9 weights `wc`, splatted as `[ky][kx]` from vectors of weights (NEON
+/// keeps 3 registers and multiplies by element), for the in-place kernels.
+#[inline(always)]
+fn splat_3x3<S: Simd>(s: S, wc: &[f32]) -> [[S::V; 3]; 3] {
+    let w9: &[f32; 9] = wc.try_into().expect("9 weights");
+    let all = s.splat_each(w9);
+    let mut wv = [[s.zero(); 3]; 3];
+    for (ky, row) in wv.iter_mut().enumerate() {
+        row.copy_from_slice(&all[ky * 3..ky * 3 + 3]);
+    }
+    wv
+}
+
 /// Entry checks (once per call; the kernels index within these lengths).
 fn check(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue, y: &[f32]) {
     let c = g.in_c;
