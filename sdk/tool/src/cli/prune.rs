@@ -79,8 +79,8 @@ pub struct PruneArgs {
     /// reproduce its dense output). Unstructured pruning always uses magnitude.
     #[arg(long, default_value = "l1", value_parser = prunus_tool::prune::recipe::parse_criterion)]
     criterion: Criterion,
-    /// Weights pruned by unstructured/block/N:M: 1x1 (pointwise convs) or all (convs and
-    /// Gemm).
+    /// Weights pruned by unstructured/block/N:M: 1x1 (pointwise convs) or all (convs but
+    /// depthwise ones, and Gemm).
     #[arg(long, default_value = "all", value_parser = parse_layers)]
     layers: Layers,
     /// One threshold over all layers instead of the same ratio in every layer.

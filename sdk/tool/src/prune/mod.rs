@@ -133,12 +133,13 @@ pub enum Granularity {
     Channel,
 }
 
-/// Which weights unstructured pruning touches (the first convolution always stays dense).
+/// Which weights unstructured pruning touches (the first convolution and depthwise
+/// convolutions always stay dense).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layers {
     /// 1x1 ungrouped convolutions.
     Pointwise,
-    /// Every convolution, Gemm and MatMul.
+    /// Every convolution but depthwise ones, Gemm and MatMul.
     All,
 }
 
@@ -225,10 +226,11 @@ pub fn onnx_targets(g: &OnnxGraph, layers: Layers) -> Vec<(usize, Target)> {
         let Some(data) = w.as_f32() else { continue };
         let out_axis = match op(n) {
             "Conv" => {
-                let pointwise = w.dims.len() == 4
-                    && w.dims[2..] == [1, 1]
-                    && attr_i(n, "group").unwrap_or(1) == 1;
-                if layers == Layers::Pointwise && !pointwise {
+                let groups = attr_i(n, "group").unwrap_or(1);
+                let pointwise = w.dims.len() == 4 && w.dims[2..] == [1, 1] && groups == 1;
+                // Depthwise weights are a small share of the MACs and have no sparse kernel.
+                let depthwise = groups > 1 && w.dims.get(1) == Some(&1);
+                if depthwise || (layers == Layers::Pointwise && !pointwise) {
                     continue;
                 }
                 0

@@ -83,7 +83,8 @@ pub fn read(bytes: &[u8]) -> Result<(IrModel, bool), PruneError> {
 }
 
 /// Unstructured pruning of a `.prunus` model in place: conv weights (1x1 ungrouped only
-/// for [`Layers::Pointwise`]) and Gemm weights, never the first convolution.
+/// for [`Layers::Pointwise`]) and Gemm weights, never the first convolution nor depthwise
+/// convolutions.
 pub fn prune(
     model: &mut IrModel,
     layers: Layers,
@@ -110,7 +111,14 @@ pub fn prune(
         }
         let id = match &node.op {
             Op::Conv(c) => {
-                if layers == Layers::Pointwise && !(c.kernel == [1, 1] && c.groups == 1) {
+                let pointwise = c.kernel == [1, 1] && c.groups == 1;
+                // Depthwise weights are a small share of the MACs and have no sparse kernel.
+                let depthwise = c.groups > 1
+                    && graph
+                        .weights
+                        .get(c.weight as usize)
+                        .is_some_and(|w| w.shape.get(1) == Some(&1));
+                if depthwise || (layers == Layers::Pointwise && !pointwise) {
                     continue;
                 }
                 c.weight

@@ -419,6 +419,12 @@ fn unstructured_per_layer_sparsity_is_exact_and_first_conv_stays_dense() {
             .unwrap();
     assert!(!pruned.iter().any(|(t, _)| t.name == "stem.w"));
     assert_eq!(g.consts["stem.w"], dense.consts["stem.w"]);
+    assert!(
+        !pruned.iter().any(|(t, _)| t.name == "dw.w"),
+        "depthwise weights stay dense"
+    );
+    assert_eq!(g.consts["dw.w"], dense.consts["dw.w"]);
+    assert!(pruned.iter().any(|(t, _)| t.name == "gpw.w"));
     assert!(pruned.iter().any(|(t, _)| t.name == "fc.w"));
     for (t, mask) in &pruned {
         let expected = (0.5 * t.data.len() as f64).round() as usize;
@@ -519,7 +525,12 @@ fn prunus_files_round_trip_and_refuse_channel_pruning() {
     assert!(prunus_file::prune(&mut model, Layers::All, Granularity::Channel, 0.3, false).is_err());
     let pruned =
         prunus_file::prune(&mut model, Layers::All, Granularity::Block(4), 0.5, false).unwrap();
-    assert!(!pruned.is_empty());
+    let names: Vec<&str> = pruned.iter().map(|(t, _)| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["gpw.w", "branch.w", "fc.w"],
+        "all but the first and the depthwise convolution"
+    );
     let out = model
         .to_bytes(prunus_format::WriteOptions::default())
         .unwrap();
