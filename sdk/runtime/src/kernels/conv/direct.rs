@@ -26,7 +26,10 @@
 //! contiguous: no faster on x86-64 (the broadcasts hit L1 either way), but NEON loads them
 //! as `R / 4` vectors and multiplies by element, where the OIHW rows in place cost one
 //! scalar load and one bounds check per weight (the stem: 62 instructions per 24 FMAs).
-//! Each tap's `NV` vectors are one [`Simd::load_n`] (one bounds check; NEON: `ldp` pairs).
+//! Each tap's `NV` vectors are one [`Simd::load_n`] (NEON: `ldp` pairs), unchecked: a
+//! tile checks its largest tap offset once ([`Taps`]), and row tiles take two taps per
+//! iteration. NEON, SqueezeNet: 177.9 -> 157.4 M instructions per inference (the 3x3
+//! expand layers' loop 38 -> 30.5 instructions per 24 FMAs).
 
 use std::array::from_fn;
 
@@ -224,6 +227,8 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
                                     }
                                 }
                             }
+                            let rows_taps: [Taps; RH] =
+                                from_fn(|h| Taps::new(&offs[h * MAX_TAPS..][..taps]));
                             let nleft = rh * left_per_row;
                             for o0 in (ob0..ob1).step_by(R) {
                                 let o = grp * ocpg + o0;
@@ -245,8 +250,7 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
                                 let yt = &mut y[o * ohw..(o + rows) * ohw];
                                 let buf = ring.data();
                                 // Row tiles: NV consecutive vectors, one offset per tap.
-                                for h in 0..rh {
-                                    let oh = &offs[h * MAX_TAPS..][..taps];
+                                for (h, &oh) in rows_taps[..rh].iter().enumerate() {
                                     for t in 0..row_tiles {
                                         let c = t * NV * l;
                                         let vs: [Vect; NV] = from_fn(|v| Vect {
@@ -264,8 +268,7 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
                                 for t0 in (0..nleft).step_by(NV) {
                                     let vs: [Vect; NV] = from_fn(|v| left((t0 + v).min(nleft - 1)));
                                     let acc = out.init::<NV>(s, yt, &vs);
-                                    let vo: [&[u32]; NV] =
-                                        from_fn(|v| &offs[vs[v].h * MAX_TAPS..][..taps]);
+                                    let vo: [Taps; NV] = from_fn(|v| rows_taps[vs[v].h]);
                                     let cs = vs.map(|v| v.c);
                                     let acc = tile::<S, R, NV>(s, buf, vo, cs, wr, acc);
                                     out.store(s, acc, yt, &vs);
@@ -280,6 +283,21 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
     }
 }
 
+/// One output row's tap offsets into the ring and the largest of them, found once per band
+/// row so that a tile checks its reads once, not once per tap.
+#[derive(Clone, Copy)]
+struct Taps<'a> {
+    offs: &'a [u32],
+    max: usize,
+}
+
+impl<'a> Taps<'a> {
+    fn new(offs: &'a [u32]) -> Self {
+        let max = offs.iter().max().map_or(0, |&m| m as usize);
+        Taps { offs, max }
+    }
+}
+
 /// Adds every tap to the `R` x `NV` tile of consecutive vectors: tap `k` reads
 /// `NV * LANES` values of `buf` from `offs[k] + c`, weighted by `w[k][r]` for output
 /// channel `r`.
@@ -287,49 +305,81 @@ impl<const K: usize, const ST: usize> DirectConv<'_, K, ST> {
 fn tile_row<S: Simd, const R: usize, const NV: usize>(
     s: S,
     buf: &[f32],
-    offs: &[u32],
+    taps: Taps,
     c: usize,
     w: &[[f32; R]],
     mut acc: [[S::V; NV]; R],
 ) -> [[S::V; NV]; R] {
-    for (&o, wk) in offs.iter().zip(w) {
-        let xv = s.load_n::<NV>(&buf[o as usize + c..]);
-        let wb = s.splat_each(wk);
-        for (accr, &wb) in acc.iter_mut().zip(&wb) {
-            for (a, &x) in accr.iter_mut().zip(&xv) {
-                *a = s.fma(*a, wb, x);
-            }
-        }
+    let span = NV * S::LANES;
+    assert!(
+        taps.max + c + span <= buf.len(),
+        "direct: a tap reads past the ring"
+    );
+    let inputs = |o: u32| {
+        let at = o as usize + c;
+        // SAFETY: `o <= taps.max` (`Taps::new`), so `at + span <= buf.len()` (the assert).
+        s.load_n::<NV>(unsafe { buf.get_unchecked(at..at + span) })
+    };
+    // Two taps per iteration: half the loop and address overhead (NEON, SqueezeNet's 3x3
+    // expand layers: 33 -> 30.5 instructions per 24 FMAs).
+    let (offs2, offs_rest) = taps.offs.as_chunks::<2>();
+    let (w2, w_rest) = w.as_chunks::<2>();
+    for (&[o0, o1], [w0, w1]) in offs2.iter().zip(w2) {
+        let (x0, x1) = (inputs(o0), inputs(o1));
+        tap_fma(s, &mut acc, w0, x0);
+        tap_fma(s, &mut acc, w1, x1);
+    }
+    for (&o, wk) in offs_rest.iter().zip(w_rest) {
+        tap_fma(s, &mut acc, wk, inputs(o));
     }
     acc
 }
 
+/// `acc[r][v] += wk[r] * xv[v]`: one tap's FMAs.
+#[inline(always)]
+fn tap_fma<S: Simd, const R: usize, const NV: usize>(
+    s: S,
+    acc: &mut [[S::V; NV]; R],
+    wk: &[f32; R],
+    xv: [S::V; NV],
+) {
+    let wb = s.splat_each(wk);
+    for (accr, &wb) in acc.iter_mut().zip(&wb) {
+        for (a, &x) in accr.iter_mut().zip(&xv) {
+            *a = s.fma(*a, wb, x);
+        }
+    }
+}
+
 /// Adds every tap to the `R` x `NV` tile: vector `v` of tap `k` is `LANES` values of `buf`
-/// from `offs[v][k] + cs[v]`, weighted by `w[k][r]` for output channel `r`.
+/// from `taps[v].offs[k] + cs[v]`, weighted by `w[k][r]` for output channel `r`.
 #[inline(always)]
 fn tile<S: Simd, const R: usize, const NV: usize>(
     s: S,
     buf: &[f32],
-    offs: [&[u32]; NV],
+    taps: [Taps; NV],
     cs: [usize; NV],
     w: &[[f32; R]],
     mut acc: [[S::V; NV]; R],
 ) -> [[S::V; NV]; R] {
     let l = S::LANES;
-    let taps = w.len();
-    let offs = offs.map(|o| &o[..taps]);
+    let n = w.len();
+    for (t, &c) in taps.iter().zip(&cs) {
+        assert!(
+            t.max + c + l <= buf.len(),
+            "direct: a tap reads past the ring"
+        );
+    }
+    let offs = taps.map(|t| &t.offs[..n]);
     // One counter, one exit (see the pointwise tile): the tile stays in registers.
     for (k, wk) in w.iter().enumerate() {
         let xv: [S::V; NV] = from_fn(|v| {
             let at = offs[v][k] as usize + cs[v];
-            s.load(&buf[at..at + l])
+            // SAFETY: `offs[v][k] <= taps[v].max` (`Taps::new`), so `at + l <= buf.len()`
+            // (the asserts above).
+            s.load(unsafe { buf.get_unchecked(at..at + l) })
         });
-        let wb = s.splat_each(wk);
-        for (accr, &wb) in acc.iter_mut().zip(&wb) {
-            for (a, &x) in accr.iter_mut().zip(&xv) {
-                *a = s.fma(*a, wb, x);
-            }
-        }
+        tap_fma(s, &mut acc, wk, xv);
     }
     acc
 }
