@@ -225,23 +225,43 @@ pub fn verify_weights(bytes: &[u8], sections: &Sections) -> Result<(), FormatErr
 /// Assembles a file from an encoded graph section and a weights section (whose tensor
 /// offsets are relative to its own start).
 pub fn assemble(graph: &[u8], weights: &[u8]) -> Vec<u8> {
+    let weights_at = weights_offset(graph.len()) as usize;
+    let mut out = vec![0u8; weights_at + weights.len()];
+    out[weights_at..].copy_from_slice(weights);
+    finish(&mut out, graph);
+    out
+}
+
+/// Completes a file whose weights section is already in place, from
+/// [`weights_offset`]`(graph.len())` to the end of `out` (anything between the graph and
+/// it zero): writes the graph section, the section table and the header.
+pub fn finish(out: &mut [u8], graph: &[u8]) {
     let table_at = HEADER_LEN as u64;
     let graph_at = table_at + 2 * ENTRY_LEN as u64;
     let weights_at = weights_offset(graph.len());
-    let mut out = vec![0u8; weights_at as usize];
-    out.extend_from_slice(weights);
     out[graph_at as usize..graph_at as usize + graph.len()].copy_from_slice(graph);
+    let weights = &out[weights_at as usize..];
 
     let mut table = Vec::with_capacity(2 * ENTRY_LEN);
-    for (kind, offset, bytes) in [
-        (SectionKind::Graph, graph_at, graph),
-        (SectionKind::Weights, weights_at, weights),
+    for (kind, offset, len, crc) in [
+        (
+            SectionKind::Graph,
+            graph_at,
+            graph.len(),
+            crc32fast::hash(graph),
+        ),
+        (
+            SectionKind::Weights,
+            weights_at,
+            weights.len(),
+            crc32fast::hash(weights),
+        ),
     ] {
         table.extend_from_slice(&(kind as u32).to_le_bytes());
         table.extend_from_slice(&0u32.to_le_bytes());
         table.extend_from_slice(&offset.to_le_bytes());
-        table.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        table.extend_from_slice(&crc32fast::hash(bytes).to_le_bytes());
+        table.extend_from_slice(&(len as u64).to_le_bytes());
+        table.extend_from_slice(&crc.to_le_bytes());
         table.extend_from_slice(&0u32.to_le_bytes());
     }
     out[table_at as usize..graph_at as usize].copy_from_slice(&table);
@@ -253,7 +273,6 @@ pub fn assemble(graph: &[u8], weights: &[u8]) -> Vec<u8> {
     out[24..28].copy_from_slice(&crc32fast::hash(&table).to_le_bytes());
     let header_crc = crc32fast::hash(&out[..28]);
     out[28..32].copy_from_slice(&header_crc.to_le_bytes());
-    out
 }
 
 /// Where the weights section starts for a graph section of `graph_len` bytes.

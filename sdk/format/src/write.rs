@@ -4,7 +4,7 @@
 use crate::container::{self, WEIGHT_ALIGN};
 use crate::error::FormatError;
 use crate::graph::{Encoding, Graph, Layout, WeightId, WeightInfo};
-use crate::layout::{layouts_by_use, matrix_dims, pack_panel8};
+use crate::layout::{PANEL, layouts_by_use, matrix_dims, pack_panel8};
 use crate::read::validate_graph;
 use crate::sparse::{self, SparseMatrix};
 
@@ -36,7 +36,11 @@ pub fn write(
     let layouts = layouts_by_use(graph);
     let graph_ref = graph;
     let mut graph = graph.clone();
-    let mut section = Vec::new();
+    // First pass: each weight's encoding, place and size (sparse ones encoded, they are
+    // small), so the file is allocated once and dense weights are packed straight into it
+    // (peak memory: the caller's values plus the file, not a weights section copied again).
+    let mut stored: Vec<Stored> = Vec::with_capacity(weights.len());
+    let mut section_len = 0usize;
     for (id, ((info, data), layout)) in graph
         .weights
         .iter_mut()
@@ -57,16 +61,16 @@ pub fn write(
                 info.name
             ))
         })?;
-        let start = section.len().div_ceil(WEIGHT_ALIGN as usize) * WEIGHT_ALIGN as usize;
-        section.resize(start, 0);
-        if let Encoding::SparseBlocks { block, .. } = info.encoding {
+        let start = section_len.div_ceil(WEIGHT_ALIGN as usize) * WEIGHT_ALIGN as usize;
+        let (entry, nbytes) = if let Encoding::SparseBlocks { block, .. } = info.encoding {
             let sparse = encode_sparse(graph_ref, id, info, data, block as usize)?;
-            section.extend_from_slice(&sparse.bytes);
             info.layout = Layout::RowMajor;
             info.encoding = sparse.encoding();
+            let n = sparse.bytes.len();
+            (Stored::Sparse(sparse.bytes), n)
         } else {
-            let packed = match layout {
-                Layout::RowMajor => data.clone(),
+            let entry = match layout {
+                Layout::RowMajor => Stored::RowMajor,
                 Layout::Panel8 => {
                     let (rows, cols) =
                         matrix_dims(&info.shape).ok_or_else(|| FormatError::WeightSize {
@@ -74,30 +78,68 @@ pub fn write(
                             offset: 0,
                             reason: format!("shape {:?} is not a matrix", info.shape),
                         })?;
-                    pack_panel8(data, rows, cols)
+                    Stored::Panel8 { rows, cols }
                 }
             };
-            if options.f16 {
-                packed.iter().for_each(|&v| {
-                    section.extend_from_slice(&half::f16::from_f32(v).to_le_bytes())
-                });
-                info.encoding = Encoding::F16;
-            } else {
-                packed
-                    .iter()
-                    .for_each(|&v| section.extend_from_slice(&v.to_le_bytes()));
-                info.encoding = Encoding::F32;
-            }
             info.layout = layout;
-        }
+            info.encoding = if options.f16 {
+                Encoding::F16
+            } else {
+                Encoding::F32
+            };
+            let values = match entry {
+                Stored::Panel8 { rows, cols } => rows.div_ceil(PANEL) * PANEL * cols,
+                _ => data.len(),
+            };
+            (entry, values * if options.f16 { 2 } else { 4 })
+        };
         info.offset = start as u64;
-        info.nbytes = (section.len() - start) as u64;
+        info.nbytes = nbytes as u64;
+        section_len = start + nbytes;
+        stored.push(entry);
     }
     let encoded = postcard::to_stdvec(&graph).map_err(|e| FormatError::GraphDecode {
         offset: 0,
         reason: format!("encoding failed: {e}"),
     })?;
-    Ok(container::assemble(&encoded, &section))
+    let weights_at = container::weights_offset(encoded.len()) as usize;
+    let mut out = vec![0u8; weights_at + section_len];
+    for ((info, data), entry) in graph.weights.iter().zip(weights).zip(stored) {
+        let at = weights_at + info.offset as usize;
+        let dst = &mut out[at..at + info.nbytes as usize];
+        match entry {
+            Stored::Sparse(bytes) => dst.copy_from_slice(&bytes),
+            Stored::RowMajor => put_values(dst, data, options.f16),
+            Stored::Panel8 { rows, cols } => {
+                put_values(dst, &pack_panel8(data, rows, cols), options.f16)
+            }
+        }
+    }
+    container::finish(&mut out, &encoded);
+    Ok(out)
+}
+
+/// How one weight is stored, as decided by the first pass of [`write`].
+enum Stored {
+    /// Its values in their logical order.
+    RowMajor,
+    /// Its `rows x cols` matrix packed as [`Layout::Panel8`].
+    Panel8 { rows: usize, cols: usize },
+    /// These encoded bytes.
+    Sparse(Vec<u8>),
+}
+
+/// Writes `values` into `dst` as little-endian f32 or f16 (`dst` holds exactly them).
+fn put_values(dst: &mut [u8], values: &[f32], f16: bool) {
+    if f16 {
+        for (d, &v) in dst.chunks_exact_mut(2).zip(values) {
+            d.copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+        }
+    } else {
+        for (d, &v) in dst.chunks_exact_mut(4).zip(values) {
+            d.copy_from_slice(&v.to_le_bytes());
+        }
+    }
 }
 
 fn encode_sparse(

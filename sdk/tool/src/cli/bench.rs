@@ -135,8 +135,10 @@ fn single_model(args: &BenchArgs, model_path: &Path) -> Result<()> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
     let packed = if is_onnx {
-        let ir = super::import_onnx(model_path, args.input_shape.clone())?;
-        Some(prunus::AlignedBytes::new(&ir.to_bytes(Default::default())?))
+        // The imported graph goes before the copy into aligned storage (peak memory).
+        let bytes = super::import_onnx(model_path, args.input_shape.clone())?
+            .to_bytes(Default::default())?;
+        Some(prunus::AlignedBytes::new(&bytes))
     } else {
         None
     };

@@ -177,7 +177,11 @@ const OPSETS: std::ops::RangeInclusive<i64> = 7..=20;
 
 /// Imports an ONNX model from its serialized bytes and optimises it ([`crate::passes::optimize`]).
 pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<IrModel, ImportError> {
-    let model = ModelProto::decode(bytes)?;
+    import_model(&ModelProto::decode(bytes)?, options)
+}
+
+/// [`import`] of a decoded model.
+fn import_model(model: &ModelProto, options: &ImportOptions) -> Result<IrModel, ImportError> {
     let graph = model
         .graph
         .as_ref()
@@ -221,7 +225,10 @@ pub fn import_file(path: &Path, options: &ImportOptions) -> Result<IrModel, Impo
         path: path.to_path_buf(),
         source,
     })?;
-    import(&bytes, options)
+    // Decoded from shared bytes, the tensors' `raw_data` are slices of the file's buffer,
+    // not copies (peak memory: the file and the imported weights).
+    let model = ModelProto::decode(prost::bytes::Bytes::from(bytes))?;
+    import_model(&model, options)
 }
 
 /// Declares the graph outputs, keeping their ONNX names even when an output is an alias

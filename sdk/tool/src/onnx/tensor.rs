@@ -290,7 +290,7 @@ mod tests {
     #[test]
     fn float16_is_widened() {
         let mut t = proto(DataType::Float16, &[1]);
-        t.raw_data = Some(half::f16::from_f32(0.5).to_le_bytes().to_vec());
+        t.raw_data = Some(half::f16::from_f32(0.5).to_le_bytes().to_vec().into());
         assert_eq!(decode(&t).unwrap().to_f32(), vec![0.5]);
     }
 
@@ -300,7 +300,7 @@ mod tests {
         t.float_data = vec![1.0];
         assert!(matches!(decode(&t), Err(ImportError::InvalidTensor { .. })));
         let mut t = proto(DataType::Float, &[i64::MAX, i64::MAX]);
-        t.raw_data = Some(vec![0; 4]);
+        t.raw_data = Some(vec![0u8; 4].into());
         assert!(matches!(decode(&t), Err(ImportError::InvalidTensor { .. })));
         let t = proto(DataType::Float, &[-1]);
         assert!(decode(&t).is_err());

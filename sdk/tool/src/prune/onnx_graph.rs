@@ -81,7 +81,7 @@ impl Const {
             name: Some(name.to_string()),
             dims: self.dims.iter().map(|&d| d as i64).collect(),
             data_type: Some(data_type as i32),
-            raw_data: Some(raw),
+            raw_data: Some(raw.into()),
             ..Default::default()
         }
     }
