@@ -332,13 +332,13 @@ struct Columns<'a, const R: usize> {
     last: usize,
 }
 
-/// The tails of tiles `NV` vectors wide: tiles of 1 to `NV` vectors (a tail is shorter
-/// than a whole tile by less than a vector when it starts before the pixels it computes).
+/// The tails of tiles `NV` vectors wide: tiles of 1 to `NV` vectors (a tail holds fewer
+/// pixels than a whole tile, but may still need `NV` vectors).
 struct RestTiles<const NV: usize>;
 
-/// One tile of as many vectors as a tail needs (fewer than a whole tile), each vector count
-/// a separate instantiation of [`tile`]; implemented per tile width, so a width compiles
-/// only the tails it can have.
+/// One tile of as many vectors as a tail needs, each vector count a separate instantiation
+/// of [`tile`]; implemented per tile width, so a width compiles only the tails it can
+/// have.
 trait RestTile {
     /// Computes and stores (see [`BlockOut::store`]) a tile of `vectors` vectors.
     #[allow(clippy::too_many_arguments)] // one tile's inputs and outputs, all distinct
