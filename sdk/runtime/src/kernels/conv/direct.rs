@@ -35,7 +35,7 @@ use std::array::from_fn;
 
 use super::epilogue::activate;
 use super::rows::RowRing;
-use crate::kernels::simd::{Simd, SimdKernel, VecActivation};
+use crate::kernels::simd::{Simd, SimdKernel, VecActivation, outer_fma};
 use crate::kernels::{ConvGeom, Epilogue};
 
 /// Ring buffer values: 64 KiB on the stack.
@@ -326,29 +326,13 @@ fn tile_row<S: Simd, const R: usize, const NV: usize>(
     let (w2, w_rest) = w.as_chunks::<2>();
     for (&[o0, o1], [w0, w1]) in offs2.iter().zip(w2) {
         let (x0, x1) = (inputs(o0), inputs(o1));
-        tap_fma(s, &mut acc, w0, x0);
-        tap_fma(s, &mut acc, w1, x1);
+        outer_fma(s, &mut acc, w0, x0);
+        outer_fma(s, &mut acc, w1, x1);
     }
     for (&o, wk) in offs_rest.iter().zip(w_rest) {
-        tap_fma(s, &mut acc, wk, inputs(o));
+        outer_fma(s, &mut acc, wk, inputs(o));
     }
     acc
-}
-
-/// `acc[r][v] += wk[r] * xv[v]`: one tap's FMAs.
-#[inline(always)]
-fn tap_fma<S: Simd, const R: usize, const NV: usize>(
-    s: S,
-    acc: &mut [[S::V; NV]; R],
-    wk: &[f32; R],
-    xv: [S::V; NV],
-) {
-    let wb = s.splat_each(wk);
-    for (accr, &wb) in acc.iter_mut().zip(&wb) {
-        for (a, &x) in accr.iter_mut().zip(&xv) {
-            *a = s.fma(*a, wb, x);
-        }
-    }
 }
 
 /// Adds every tap to the `R` x `NV` tile: vector `v` of tap `k` is `LANES` values of `buf`
@@ -379,7 +363,7 @@ fn tile<S: Simd, const R: usize, const NV: usize>(
             // (the asserts above).
             s.load(unsafe { buf.get_unchecked(at..at + l) })
         });
-        tap_fma(s, &mut acc, wk, xv);
+        outer_fma(s, &mut acc, wk, xv);
     }
     acc
 }

@@ -230,3 +230,20 @@ pub trait SimdKernel {
 
 #[cfg(test)]
 mod tests;
+
+/// `acc[r][v] += w[r] * xv[v]`: the FMAs of one weight column (`R` output channels) into a
+/// register tile of `R` x `NV` vectors.
+#[inline(always)]
+pub fn outer_fma<S: Simd, const R: usize, const NV: usize>(
+    s: S,
+    acc: &mut [[S::V; NV]; R],
+    w: &[f32; R],
+    xv: [S::V; NV],
+) {
+    let wb = s.splat_each(w);
+    for (accr, &wb) in acc.iter_mut().zip(&wb) {
+        for (a, &x) in accr.iter_mut().zip(&xv) {
+            *a = s.fma(*a, wb, x);
+        }
+    }
+}

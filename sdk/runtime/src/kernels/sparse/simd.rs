@@ -24,7 +24,7 @@ use super::im2col::im2col_block;
 use super::portable;
 use super::{SparseConv, SparseRows, SparseSource, check_conv};
 use crate::kernels::Epilogue;
-use crate::kernels::simd::{Simd, SimdKernel, VecActivation};
+use crate::kernels::simd::{Simd, SimdKernel, VecActivation, outer_fma};
 
 /// Input values per pixel block of a direct (1x1) convolution: 64 KiB of f32, as the
 /// dense pointwise kernel.
@@ -457,15 +457,15 @@ fn tile<S: Simd, const R: usize, const NV: usize, const WHOLE: bool>(
         for ([w0, w1], &[o0, o1]) in val_pairs.iter().zip(off_pairs) {
             let x0 = inputs::<S, NV, WHOLE>(s, src, o0, at, last);
             let x1 = inputs::<S, NV, WHOLE>(s, src, o1, at, last);
-            column_fma(s, &mut acc, w0, x0);
-            column_fma(s, &mut acc, w1, x1);
+            outer_fma(s, &mut acc, w0, x0);
+            outer_fma(s, &mut acc, w1, x1);
         }
         if let (Some(w), Some(&o)) = (val_last.first(), off_last.first()) {
-            column_fma(s, &mut acc, w, inputs::<S, NV, WHOLE>(s, src, o, at, last));
+            outer_fma(s, &mut acc, w, inputs::<S, NV, WHOLE>(s, src, o, at, last));
         }
     } else {
         for (w, &o) in vals.iter().zip(offs) {
-            column_fma(s, &mut acc, w, inputs::<S, NV, WHOLE>(s, src, o, at, last));
+            outer_fma(s, &mut acc, w, inputs::<S, NV, WHOLE>(s, src, o, at, last));
         }
     }
     acc
@@ -501,20 +501,4 @@ fn inputs<S: Simd, const NV: usize, const WHOLE: bool>(
         }
     }
     xv
-}
-
-/// `acc[r][v] += w[r] * xv[v]`: one stored column's FMAs.
-#[inline(always)]
-fn column_fma<S: Simd, const R: usize, const NV: usize>(
-    s: S,
-    acc: &mut [[S::V; NV]; R],
-    w: &[f32; R],
-    xv: [S::V; NV],
-) {
-    let wb = s.splat_each(w);
-    for (accr, &wb) in acc.iter_mut().zip(&wb) {
-        for (a, &xv) in accr.iter_mut().zip(&xv) {
-            *a = s.fma(*a, wb, xv);
-        }
-    }
 }
