@@ -6,7 +6,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prunus::format::Activation;
 use prunus::kernels::sparse::SparseBench;
-use prunus::kernels::{ConvGeom, Epilogue, Isa, KernelTable};
+use prunus::kernels::{ConvGeom, Epilogue, Isa, KernelTable, winograd};
 use std::time::Duration;
 
 fn geom(c: usize, hw: usize, out_c: usize, k: usize, stride: usize, groups: usize) -> ConvGeom {
@@ -102,6 +102,46 @@ fn kernels(c: &mut Criterion) {
     group.finish();
 }
 
+/// The 3x3 stride-1 convolutions of SqueezeNet's expand and Xception's entry, direct
+/// (`.../direct`) against Winograd F(4x4, 3x3) (`.../winograd`), for every SIMD ISA.
+/// Throughput counts the direct convolution's FLOPs for both.
+fn winograd(c: &mut Criterion) {
+    let cases = [
+        ("55x55x16->64", geom(16, 55, 64, 3, 1, 1)),
+        ("27x27x32->128", geom(32, 27, 128, 3, 1, 1)),
+        ("13x13x64->256", geom(64, 13, 256, 3, 1, 1)),
+        ("147x147x32->64", geom(32, 147, 64, 3, 1, 1)),
+    ];
+    let mut group = c.benchmark_group("winograd");
+    for isa in Isa::available() {
+        let table = KernelTable::for_isa(*isa);
+        let Some(wino) = table.winograd else { continue };
+        for (name, g) in &cases {
+            let x = values(g.in_c * g.in_h * g.in_w, 1.0);
+            let w = values(g.out_c * g.in_c * 9, 0.05);
+            let bias = values(g.out_c, 0.1);
+            let u = winograd::pack_weights(g, &w);
+            let mut scratch = vec![0.0f32; winograd::scratch_len(g)];
+            let mut y = vec![0.0f32; g.out_c * g.out_h * g.out_w];
+            let epi = Epilogue::new(Some(&bias), Activation::Relu);
+            let flops = 2 * g.out_c * g.out_h * g.out_w * g.in_c * 9;
+            group.throughput(Throughput::Elements(flops as u64));
+            group.bench_function(format!("{}/{name}/direct", isa.name()), |b| {
+                b.iter(|| (table.conv)(g, &x, &w, &epi, &mut y))
+            });
+            group.bench_function(format!("{}/{name}/winograd", isa.name()), |b| {
+                let u = winograd::WinogradWeights {
+                    u: &u,
+                    out_c: g.out_c,
+                    first: 0,
+                };
+                b.iter(|| wino(g, &x, u, &epi, &mut y, &mut scratch))
+            });
+        }
+    }
+    group.finish();
+}
+
 /// Sparse against dense convolutions on MobileNet / SqueezeNet shapes, block-pruned at 50,
 /// 70 and 90 % with blocks of 1 and 4 rows: `sparse/<isa>/<shape>/dense` and
 /// `.../s<percent>b<block>`. Throughput counts the dense FLOPs, so sparse rates are
@@ -142,5 +182,5 @@ fn sparse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kernels, sparse);
+criterion_group!(benches, kernels, winograd, sparse);
 criterion_main!(benches);

@@ -7,14 +7,17 @@ use prunus_format::{Activation, BinaryKind, Graph, Node, Op, WeightId};
 
 mod fuse;
 mod sparse;
+mod winograd;
 
 pub use fuse::{Residual, residuals};
 pub use sparse::{SparseUse, lower_sparse, sparse_use};
+pub use winograd::{lower_winograd, winograd_conv};
 
 use crate::kernels::sparse::{SparseConv, SparseConvFn, SparseGemvFn, SparseIndex, SparseSource};
 use crate::kernels::split::{
-    ChannelSplit, MIN_SPLIT_GEMM, conv_split, gemm_split, sparse_conv_split,
+    ChannelSplit, MIN_SPLIT_GEMM, conv_split, gemm_split, sparse_conv_split, winograd_split,
 };
+use crate::kernels::winograd::{WinogradFn, WinogradWeights};
 use crate::kernels::{
     self, Broadcast, ConvFn, ConvGeom, Epilogue, GemmFn, KernelTable, PoolFn, PoolGeom,
 };
@@ -56,6 +59,25 @@ pub enum Step {
         residual: Option<Range<usize>>,
         /// How the call may be split over threads (output channels).
         split: ChannelSplit,
+        /// Input range.
+        x: Range<usize>,
+        /// Output range.
+        y: Range<usize>,
+    },
+    /// 3x3 stride-1 convolution by Winograd F(4x4, 3x3) (its scratch in the session's).
+    Winograd {
+        /// Kernel.
+        f: WinogradFn,
+        /// Geometry.
+        geom: ConvGeom,
+        /// Transformed weights (session memory).
+        weight: WeightRef,
+        /// Bias.
+        bias: Option<WeightRef>,
+        /// Fused activation.
+        act: Activation,
+        /// Parts (ranges of output panels) the call is split into when threads are on.
+        parts: usize,
         /// Input range.
         x: Range<usize>,
         /// Output range.
@@ -426,7 +448,7 @@ fn split<'s>(arena: &'s mut [f32], y: &Range<usize>) -> (Split<'s>, &'s mut [f32
 
 impl Step {
     /// Runs the step; `w` resolves weights, `sparse` holds the session's sparse indices
-    /// and `scratch` the sparse convolutions' im2col buffer; splittable convolutions use
+    /// and `scratch` the sparse convolutions' im2col buffer and the Winograd blocks; splittable convolutions use
     /// `pool` if given.
     pub fn run<'w>(
         &self,
@@ -467,6 +489,30 @@ impl Step {
                         sparse_conv_split(pool, *parts, *f, &conv, src.get(x), &epi, out, scratch)
                     }
                     _ => f(&conv, src.get(x), &epi, out, scratch),
+                }
+            }
+            Step::Winograd {
+                f,
+                geom,
+                weight,
+                bias,
+                act,
+                parts,
+                x,
+                y,
+            } => {
+                let (src, out) = split(arena, y);
+                let epi = Epilogue::new(bias.map(w), *act);
+                let u = WinogradWeights {
+                    u: w(*weight),
+                    out_c: geom.out_c,
+                    first: 0,
+                };
+                match pool {
+                    Some(pool) if *parts > 1 => {
+                        winograd_split(pool, *parts, *f, geom, src.get(x), u, &epi, out, scratch)
+                    }
+                    _ => f(geom, src.get(x), u, &epi, out, scratch),
                 }
             }
             Step::SparseGemv {

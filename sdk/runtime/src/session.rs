@@ -12,10 +12,12 @@ use prunus_format::{Encoding, Layout, Node, Op, WeightId};
 use crate::affinity::{self, CpuMask};
 use crate::error::Error;
 use crate::exec::{
-    Residual, SparseUse, Step, WeightRef, lower, lower_sparse, residuals, sparse_use,
+    Residual, SparseUse, Step, WeightRef, lower, lower_sparse, lower_winograd, residuals,
+    sparse_use, winograd_conv,
 };
 use crate::kernels::sparse::SparseIndex;
-use crate::kernels::split::sparse_parts;
+use crate::kernels::split::{sparse_parts, winograd_parts};
+use crate::kernels::winograd;
 use crate::kernels::{Isa, KernelTable};
 use crate::model::Model;
 use crate::options::{Options, Retain};
@@ -27,7 +29,8 @@ use crate::thread_pool::ThreadPool;
 pub struct SessionReport {
     /// Bytes of weights widened or repacked into session memory (f16 files, sparse weights
     /// decoded to dense for ops the sparse kernels do not cover, sparse values not aligned
-    /// for in-place reads); 0 when every kernel reads the file in place.
+    /// for in-place reads, Winograd-transformed 3x3 weights); 0 when every kernel reads the
+    /// file in place.
     pub repacked_bytes: usize,
     /// Weights that were widened or repacked.
     pub repacked_weights: usize,
@@ -35,7 +38,7 @@ pub struct SessionReport {
     pub sparse_layers: usize,
     /// Bytes of the sparse layers' input offsets (computed at creation, in session memory).
     pub sparse_index_bytes: usize,
-    /// Bytes of the sparse convolutions' im2col scratch buffer.
+    /// Bytes of the scratch buffer (the sparse convolutions' im2col, the Winograd blocks).
     pub scratch_bytes: usize,
     /// Residual adds fused into the convolution that produces one of their operands.
     pub fused_residuals: usize,
@@ -147,6 +150,11 @@ impl<'a> Session<'a> {
                 continue;
             }
             weights.decode_dense(node)?;
+            let threads = options.threads;
+            if let Some(step) = weights.lower_winograd(&plan, &table, node, residual, threads) {
+                steps.push((k, step));
+                continue;
+            }
             let refs = &weights.refs;
             let weight = |id: WeightId| refs[id as usize].unwrap_or(WeightRef::Mapped(id));
             steps.extend(
@@ -435,6 +443,34 @@ impl SessionWeights<'_, '_> {
             residual,
         );
         Ok(Some(step))
+    }
+
+    /// The Winograd step of a dense convolution `node` the table's Winograd kernel runs,
+    /// its weights transformed into session memory, split over `threads`; `None` for every
+    /// other node (and for one with a fused `residual`).
+    fn lower_winograd(
+        &mut self,
+        plan: &Plan,
+        table: &KernelTable,
+        node: &Node,
+        residual: Option<&Residual>,
+        threads: usize,
+    ) -> Option<Step> {
+        let graph = self.model.graph();
+        let conv = winograd_conv(graph, table, node, residual.is_some())?;
+        let (_, geom, c) = conv;
+        let dense = match self.refs[c.weight as usize]? {
+            WeightRef::Mapped(id) => self.model.weight_f32(id)?,
+            WeightRef::Owned(i) => &self.owned[i],
+            WeightRef::MappedPrefix { .. } => return None,
+        };
+        let weight = self.own(winograd::pack_weights(&geom, dense));
+        let parts = winograd_parts(&geom, threads);
+        self.scratch_len = self.scratch_len.max(parts * winograd::scratch_len(&geom));
+        let bias = c
+            .bias
+            .map(|b| self.refs[b as usize].unwrap_or(WeightRef::Mapped(b)));
+        Some(lower_winograd(graph, plan, node, conv, weight, bias, parts))
     }
 
     /// Decodes every sparse weight `node` reads to the dense layout its op reads, once.

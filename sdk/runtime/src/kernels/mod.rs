@@ -17,6 +17,7 @@ pub mod pool;
 pub mod simd;
 pub mod sparse;
 pub mod split;
+pub mod winograd;
 
 use prunus_format::Activation;
 
@@ -202,6 +203,11 @@ pub struct KernelTable {
     pub sparse_conv: sparse::SparseConvFn,
     /// Matrix-vector product on a sparse weight (Gemm, one-pixel pointwise convolution).
     pub sparse_gemv: sparse::SparseGemvFn,
+    /// 3x3 stride-1 convolution by Winograd F(4x4, 3x3) on transformed weights, for the
+    /// geometries [`winograd::applies`] accepts; `None` where [`KernelTable::conv`] runs
+    /// them (the portable table). Unlike the other entries it needs the CPU to support
+    /// the table's ISA (which [`Isa::available`] guarantees).
+    pub winograd: Option<winograd::WinogradFn>,
 }
 
 impl KernelTable {
@@ -220,6 +226,7 @@ impl KernelTable {
             avg_pool: pool::avg_pool,
             sparse_conv: sparse::sparse_conv,
             sparse_gemv: sparse::sparse_gemv,
+            winograd: None,
         };
         match isa {
             Isa::Scalar => portable,
@@ -232,6 +239,7 @@ impl KernelTable {
                 group_conv1x1: conv1x1::group_conv1x1_simd::<simd::Avx2>,
                 gemm: gemm::gemm_simd::<simd::Avx2>,
                 sparse_conv: sparse::sparse_conv_simd::<simd::Avx2>,
+                winograd: Some(winograd::winograd_simd::<simd::Avx2>),
                 ..portable
             },
             #[cfg(target_arch = "x86_64")]
@@ -245,6 +253,7 @@ impl KernelTable {
                 // A panel is 8 wide: this runs the AVX2 matrix-vector product.
                 gemm: gemm::gemm_simd::<simd::Avx512>,
                 sparse_conv: sparse::sparse_conv_simd::<simd::Avx512>,
+                winograd: Some(winograd::winograd_simd::<simd::Avx512>),
                 ..portable
             },
             #[cfg(target_arch = "aarch64")]
@@ -256,6 +265,7 @@ impl KernelTable {
                 group_conv1x1: conv1x1::group_conv1x1_simd::<simd::Neon>,
                 gemm: gemm::gemm_simd::<simd::Neon>,
                 sparse_conv: sparse::sparse_conv_simd::<simd::Neon>,
+                winograd: Some(winograd::winograd_simd::<simd::Neon>),
                 ..portable
             },
         }

@@ -15,6 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use prunus_format::layout::PANEL;
 
 use super::sparse::{SparseConv, SparseConvFn, SparseRows};
+use super::winograd::{WinogradFn, WinogradWeights};
 use super::{ConvFn, ConvGeom, Epilogue, GemmFn};
 use crate::thread_pool::{MAX_THREADS, ThreadPool};
 
@@ -210,6 +211,78 @@ pub fn sparse_conv_split(
             };
             let epi = part_epilogue(epi, o0, rows, out_hw);
             f(&part, x, &epi, yp, sp);
+        }
+    });
+}
+
+/// Parts a Winograd convolution is split into on `threads` threads: ranges of whole
+/// panels of output channels, one part for small convolutions (as [`MIN_SPLIT_MACS`],
+/// counting the direct convolution's multiply-adds).
+pub fn winograd_parts(g: &ConvGeom, threads: usize) -> usize {
+    let macs = g.out_c * g.out_h * g.out_w * g.in_c * 9;
+    if threads <= 1 || macs < MIN_SPLIT_MACS {
+        return 1;
+    }
+    let panels = g.out_c.div_ceil(PANEL);
+    panels.div_ceil(panels.div_ceil(threads.min(MAX_THREADS).min(panels).max(1)))
+}
+
+/// Runs the Winograd convolution `f` as `parts` parallel calls over ranges of whole
+/// panels of output channels (see [`winograd_parts`]); each part transforms the whole
+/// input itself, in its own `scratch.len() / parts` values of scratch. Every output is
+/// computed by the same code in the same order as in one call (the products sum over
+/// input channels in order, whatever the channel range), so results are bitwise
+/// identical for any split.
+#[allow(clippy::too_many_arguments)] // the kernel's own six, plus pool and parts
+pub fn winograd_split(
+    pool: &ThreadPool,
+    parts: usize,
+    f: WinogradFn,
+    g: &ConvGeom,
+    x: &[f32],
+    w: WinogradWeights,
+    epi: &Epilogue,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let out_hw = g.out_h * g.out_w;
+    let panels = g.out_c.div_ceil(PANEL);
+    let per_part = panels.div_ceil(parts.clamp(1, MAX_THREADS));
+    let parts = panels.div_ceil(per_part.max(1));
+    if parts <= 1 || out_hw == 0 {
+        return f(g, x, w, epi, y, scratch);
+    }
+    let scratch_per_part = scratch.len() / parts;
+    let mut slots: [PartSlot; MAX_THREADS] = [const { Mutex::new(None) }; MAX_THREADS];
+    let (mut y_rest, mut s_rest) = (y, scratch);
+    for slot in slots.iter_mut().take(parts) {
+        let rows = (per_part * PANEL).min(y_rest.len() / out_hw);
+        let (yp, yr) = std::mem::take(&mut y_rest).split_at_mut(rows * out_hw);
+        let (sp, sr) = std::mem::take(&mut s_rest).split_at_mut(scratch_per_part);
+        (y_rest, s_rest) = (yr, sr);
+        *slot.get_mut().unwrap_or_else(PoisonError::into_inner) = Some((yp, sp));
+    }
+    pool.run(parts, &|p| {
+        let taken = slots[p]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((yp, sp)) = taken {
+            let first = p * per_part * PANEL;
+            let oc = yp.len() / out_hw;
+            let sub = ConvGeom { out_c: oc, ..*g };
+            let part = WinogradWeights {
+                first: w.first + first,
+                ..w
+            };
+            f(
+                &sub,
+                x,
+                part,
+                &part_epilogue(epi, first, oc, out_hw),
+                yp,
+                sp,
+            );
         }
     });
 }

@@ -131,6 +131,21 @@ impl Simd for Avx2 {
     }
 
     #[inline(always)]
+    fn interleave(self, a: __m256, b: __m256) -> (__m256, __m256) {
+        // SAFETY: the token proves AVX is available. `unpck*ps` work per 128-bit half:
+        // [a0 b0 a1 b1 | a4 b4 a5 b5] and [a2 b2 a3 b3 | a6 b6 a7 b7]; `vperm2f128` pairs
+        // the low halves, then the high ones.
+        unsafe {
+            let lo = _mm256_unpacklo_ps(a, b);
+            let hi = _mm256_unpackhi_ps(a, b);
+            (
+                _mm256_permute2f128_ps::<0x20>(lo, hi),
+                _mm256_permute2f128_ps::<0x31>(lo, hi),
+            )
+        }
+    }
+
+    #[inline(always)]
     fn max(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: the token proves AVX is available. `maxps` returns `b` when either is NaN.
         unsafe { _mm256_max_ps(a, b) }

@@ -129,6 +129,21 @@ impl Simd for Avx512 {
     }
 
     #[inline(always)]
+    fn interleave(self, a: __m512, b: __m512) -> (__m512, __m512) {
+        // SAFETY: the token proves AVX-512F is available. Index i < 16 picks lane i of
+        // `a`, 16 + i lane i of `b`.
+        unsafe {
+            let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            let hi =
+                _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+            (
+                _mm512_permutex2var_ps(a, lo, b),
+                _mm512_permutex2var_ps(a, hi, b),
+            )
+        }
+    }
+
+    #[inline(always)]
     fn max(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: the token proves AVX-512F is available. Returns `b` when either is NaN.
         unsafe { _mm512_max_ps(a, b) }

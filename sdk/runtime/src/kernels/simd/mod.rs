@@ -167,6 +167,12 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
     /// NEON `uzp1`/`uzp2`).
     fn deinterleave(self, a: Self::V, b: Self::V) -> (Self::V, Self::V);
 
+    /// The inverse of [`Simd::deinterleave`]: the lanes of `a` and `b` alternating,
+    /// `a0, b0, a1, b1, ..`, the first `LANES` of them in the first vector and the rest in
+    /// the second (NEON `zip1`/`zip2`, AVX2 `vunpcklps`/`vunpckhps` + `vperm2f128`, AVX-512
+    /// `vpermt2ps`).
+    fn interleave(self, a: Self::V, b: Self::V) -> (Self::V, Self::V);
+
     /// `b` moved up one lane, with the last lane of `a` in lane 0:
     /// `[a[LANES - 1], b0, .., b[LANES - 2]]` (NEON `ext`, AVX-512 `valignd`, AVX2
     /// `vperm2f128` + `vpalignr`). Shifts a vector of a row left by one column.

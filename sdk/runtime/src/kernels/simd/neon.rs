@@ -120,6 +120,12 @@ impl Simd for Neon {
     }
 
     #[inline(always)]
+    fn interleave(self, a: float32x4_t, b: float32x4_t) -> (float32x4_t, float32x4_t) {
+        // SAFETY: the token proves NEON is available.
+        unsafe { (vzip1q_f32(a, b), vzip2q_f32(a, b)) }
+    }
+
+    #[inline(always)]
     fn load_deinterleaved(self, s: &[f32]) -> (float32x4_t, float32x4_t) {
         assert!(
             s.len() >= 8,

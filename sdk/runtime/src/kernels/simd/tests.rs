@@ -232,6 +232,53 @@ fn deinterleave_splits_even_and_odd_lanes() {
 }
 
 #[test]
+fn interleave_alternates_lanes_and_inverts_deinterleave() {
+    struct Zip<'a> {
+        a: &'a [f32],
+        b: &'a [f32],
+        zipped: &'a mut [f32],
+        back: &'a mut [f32],
+    }
+    impl SimdKernel for Zip<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run<S: Simd>(self, s: S) {
+            let l = S::LANES;
+            let (lo, hi) = s.interleave(s.load(self.a), s.load(self.b));
+            s.store(lo, self.zipped);
+            s.store(hi, &mut self.zipped[l..]);
+            let (a, b) = s.deinterleave(lo, hi);
+            s.store(a, self.back);
+            s.store(b, &mut self.back[l..]);
+        }
+    }
+    fn go<S: Simd>() {
+        if let Some(s) = S::detect() {
+            let l = S::LANES;
+            let a: Vec<f32> = (0..l).map(|i| i as f32 + 0.25).collect();
+            let b: Vec<f32> = (0..l).map(|i| -(i as f32) - 100.0).collect();
+            let (mut zipped, mut back) = (vec![f32::NAN; 2 * l], vec![f32::NAN; 2 * l]);
+            s.vectorize(Zip {
+                a: &a,
+                b: &b,
+                zipped: &mut zipped,
+                back: &mut back,
+            });
+            let want: Vec<f32> = a.iter().zip(&b).flat_map(|(&x, &y)| [x, y]).collect();
+            assert_eq!(zipped, want, "{}", std::any::type_name::<S>());
+            assert_eq!(back, [a, b].concat(), "{}", std::any::type_name::<S>());
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        go::<Avx2>();
+        go::<Avx512>();
+    }
+    #[cfg(target_arch = "aarch64")]
+    go::<Neon>();
+}
+
+#[test]
 fn load_n_and_store_n_move_consecutive_vectors() {
     /// Copies `src` to `dst` with `load_n::<N>` / `store_n::<N>` for N = 1..=9.
     struct Move<'a> {

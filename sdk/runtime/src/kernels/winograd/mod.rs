@@ -1,0 +1,279 @@
+//! 3x3 stride-1 convolutions (ungrouped) by Winograd F(4x4, 3x3): 36 multiplies per 4x4
+//! output block instead of 144, for SqueezeNet's expand and Xception's entry
+//! convolutions.
+//!
+//! Per block of tile rows (sized so the block's transformed input and products stay in
+//! L2, [`BLOCK_VALUES`]):
+//! 1. each input channel's band of padded rows is copied once, de-interleaved by column
+//!    phase, and `V = Bᵀ d B` is computed for every 6x6 input tile, vectorised across
+//!    tiles (`transform.rs`);
+//! 2. the 36 products `M_ξ = U_ξ V_ξ` are pointwise convolutions over "pixels" that are
+//!    tiles, run by the pointwise kernel ([`conv1x1_simd`]) on Panel8 weights;
+//! 3. `Y = Aᵀ M A`, bias and activation are written as 4x4 output blocks.
+//!
+//! The weights `U = G g Gᵀ` are transformed once, when a session is created
+//! ([`pack_weights`]), into session memory: 36 Panel8 matrices, 4x the 3x3 weight. A file
+//! keeps the 3x3 weight (it stays small, and the choice between this kernel and the direct
+//! one is the runtime's, per ISA).
+//!
+//! Numerics: the transforms multiply by at most 8 and the weight transform by fractions
+//! of 24, so results differ from the direct convolution's by a few ulps of the largest
+//! partial sums (checked against the f64 reference by the property tests).
+
+mod transform;
+
+#[cfg(test)]
+mod tests;
+
+use prunus_format::Activation;
+use prunus_format::layout::PANEL;
+
+use self::transform::{Consts, OutBlock, Phases, TileRun, input_tiles, output_tiles, weight_tile};
+use crate::kernels::conv1x1::conv1x1_simd;
+use crate::kernels::simd::{MAX_LANES, Simd, SimdKernel, VecActivation};
+use crate::kernels::{ConvGeom, Epilogue};
+
+/// A Winograd convolution: `(geometry, x, weights, epilogue, y, scratch)`; `scratch` holds
+/// at least [`scratch_len`] values. The geometry's `out_c` is the call's share of the
+/// weights' output channels.
+pub type WinogradFn = fn(&ConvGeom, &[f32], WinogradWeights, &Epilogue, &mut [f32], &mut [f32]);
+
+/// Transformed weights ([`pack_weights`]) and which of their output channels a call
+/// computes: `geom.out_c` of them from `first`.
+#[derive(Clone, Copy, Debug)]
+pub struct WinogradWeights<'a> {
+    /// All of [`pack_weights`]' output.
+    pub u: &'a [f32],
+    /// Output channels the weights were packed for.
+    pub out_c: usize,
+    /// The call's first output channel (a multiple of [`PANEL`]).
+    pub first: usize,
+}
+
+/// Transformed values per tile.
+const XI: usize = 36;
+
+/// Values of `V` and `M` per block of tile rows (2 MiB of f32). Measured on AVX-512 (1 MiB
+/// L2): 512 KiB blocks ran SqueezeNet's 3x3 layers 1.2x slower (the products of fewer tiles
+/// per call), whole-layer blocks Xception's entry convolution 1.2x slower.
+const BLOCK_VALUES: usize = 524_288;
+
+/// Fewest input and output channels for which the transforms pay for themselves.
+const MIN_CHANNELS: usize = 8;
+
+/// Whether `g` runs this kernel: 3x3, stride 1, dilation 1, ungrouped, with at least
+/// [`MIN_CHANNELS`] input and output channels.
+pub fn applies(g: &ConvGeom) -> bool {
+    g.kernel == [3, 3]
+        && g.stride == [1, 1]
+        && g.dilation == [1, 1]
+        && g.groups == 1
+        && g.in_c >= MIN_CHANNELS
+        && g.out_c >= MIN_CHANNELS
+        && g.out_h * g.out_w > 0
+        && g.out_h + 2 == g.in_h + g.pads[0] + g.pads[2]
+        && g.out_w + 2 == g.in_w + g.pads[1] + g.pads[3]
+}
+
+/// Tiles along H and W.
+fn tiles(g: &ConvGeom) -> [usize; 2] {
+    [g.out_h.div_ceil(4), g.out_w.div_ceil(4)]
+}
+
+/// Tile rows per block: as many as fit [`BLOCK_VALUES`], at least one.
+fn block_rows(g: &ConvGeom) -> usize {
+    let [th, tw] = tiles(g);
+    let per_tile = XI * (g.in_c + g.out_c);
+    (BLOCK_VALUES / (per_tile * tw)).clamp(1, th)
+}
+
+/// Values per phase row of the de-interleaved band (see [`Phases::stride`]).
+fn phase_stride(g: &ConvGeom) -> usize {
+    tiles(g)[1].next_multiple_of(MAX_LANES) + 1
+}
+
+/// Values of one Panel8 weight matrix `[out_c, in_c]`.
+fn matrix_len(out_c: usize, in_c: usize) -> usize {
+    out_c.div_ceil(PANEL) * PANEL * in_c
+}
+
+/// Length of [`pack_weights`]' output.
+pub fn packed_len(g: &ConvGeom) -> usize {
+    XI * matrix_len(g.out_c, g.in_c)
+}
+
+/// Scratch values a call needs: `V` and `M` of one block, and one channel's band.
+pub fn scratch_len(g: &ConvGeom) -> usize {
+    let tb = block_rows(g) * tiles(g)[1];
+    XI * (g.in_c + g.out_c) * tb + (4 * block_rows(g) + 2) * 4 * phase_stride(g)
+}
+
+/// `U_ξ = (G g Gᵀ)_ξ` of the OIHW 3x3 weight `w`, as 36 Panel8 `[out_c, in_c]` matrices
+/// (padding rows zero). Panics if `w` is not `out_c * in_c * 9` long.
+pub fn pack_weights(g: &ConvGeom, w: &[f32]) -> Vec<f32> {
+    assert_eq!(w.len(), g.out_c * g.in_c * 9, "winograd: weight length");
+    let len = matrix_len(g.out_c, g.in_c);
+    let mut u = vec![0.0; XI * len];
+    for (oi, kernel) in w.chunks_exact(9).enumerate() {
+        let (o, i) = (oi / g.in_c, oi % g.in_c);
+        let at = (o / PANEL) * g.in_c * PANEL + i * PANEL + o % PANEL;
+        for (xi, v) in weight_tile(kernel).into_iter().enumerate() {
+            u[xi * len + at] = v;
+        }
+    }
+    u
+}
+
+/// The Winograd convolution, generic over the ISA. The epilogue's residual is not read
+/// (lowering gives none). Panics on inconsistent lengths, or if the CPU lacks `S` (the
+/// kernel table holds this kernel only for detected ISAs).
+pub fn winograd_simd<S: Simd>(
+    g: &ConvGeom,
+    x: &[f32],
+    w: WinogradWeights,
+    epi: &Epilogue,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    assert!(applies(g), "winograd: geometry {g:?}");
+    assert_eq!(x.len(), g.in_c * g.in_h * g.in_w, "winograd: input length");
+    let full = matrix_len(w.out_c, g.in_c);
+    assert_eq!(w.u.len(), XI * full, "winograd: weight length");
+    assert!(
+        w.first.is_multiple_of(PANEL) && w.first + g.out_c <= w.out_c,
+        "winograd: output channels"
+    );
+    // Each ξ's rows of this call's channels: a run of whole panels of its matrix.
+    let u = (full, w.first * g.in_c, matrix_len(g.out_c, g.in_c));
+    assert_eq!(
+        y.len(),
+        g.out_c * g.out_h * g.out_w,
+        "winograd: output length"
+    );
+    assert!(
+        epi.bias.is_none_or(|b| b.len() == g.out_c),
+        "winograd: bias"
+    );
+    assert!(scratch.len() >= scratch_len(g), "winograd: scratch length");
+    let s = S::detect().expect("winograd: the kernel table holds only detected ISAs");
+    s.vectorize(Winograd {
+        g,
+        x,
+        w: w.u,
+        u,
+        bias: epi.bias,
+        act: epi.activation,
+        y,
+        scratch,
+    });
+}
+
+/// A checked call.
+struct Winograd<'a> {
+    g: &'a ConvGeom,
+    x: &'a [f32],
+    w: &'a [f32],
+    /// Values per ξ in `w`, offset and length of the call's rows in each.
+    u: (usize, usize, usize),
+    bias: Option<&'a [f32]>,
+    act: Activation,
+    y: &'a mut [f32],
+    scratch: &'a mut [f32],
+}
+
+impl SimdKernel for Winograd<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let g = self.g;
+        let [th, tw] = tiles(g);
+        let rows = block_rows(g);
+        let k = Consts::new(s);
+        let act = VecActivation::new(s, self.act);
+        let (in_hw, out_hw) = (g.in_h * g.in_w, g.out_h * g.out_w);
+        let (vm, band) = self
+            .scratch
+            .split_at_mut(XI * (g.in_c + g.out_c) * rows * tw);
+        let mut band = Phases {
+            data: band,
+            stride: phase_stride(g),
+        };
+        for ty0 in (0..th).step_by(rows) {
+            let nrows = rows.min(th - ty0);
+            let tb = nrows * tw;
+            let (v, rest) = vm.split_at_mut(XI * g.in_c * tb);
+            let m = &mut rest[..XI * g.out_c * tb];
+            for (c, plane) in self.x.chunks_exact(in_hw).enumerate() {
+                let dims = [g.in_h, g.in_w];
+                band.fill(plane, dims, [g.pads[0], g.pads[1]], 4 * ty0, 4 * nrows + 2);
+                for r in 0..nrows {
+                    for t in (0..tw).step_by(S::LANES) {
+                        let run = TileRun {
+                            data: &mut *v,
+                            xi_stride: g.in_c * tb,
+                            offset: c * tb + r * tw + t,
+                            n: S::LANES.min(tw - t),
+                        };
+                        input_tiles(s, &k, &band, 4 * r, t, run);
+                    }
+                }
+            }
+            products::<S>(g, tb, v, (self.w, self.u), m);
+            for (o, plane) in self.y.chunks_exact_mut(out_hw).enumerate() {
+                let bias = s.splat(self.bias.map_or(0.0, |b| b[o]));
+                for r in 0..nrows {
+                    let oy = 4 * (ty0 + r);
+                    for t in (0..tw).step_by(S::LANES) {
+                        let run = TileRun {
+                            data: &*m,
+                            xi_stride: g.out_c * tb,
+                            offset: o * tb + r * tw + t,
+                            n: S::LANES.min(tw - t),
+                        };
+                        let out = OutBlock {
+                            y: plane,
+                            out_w: g.out_w,
+                            oy,
+                            rows: (g.out_h - oy).min(4),
+                            ox: 4 * t,
+                        };
+                        output_tiles(s, &k, run, bias, &act, out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `M_ξ = U_ξ V_ξ` for the 36 `ξ` of a block of `tb` tiles: pointwise convolutions whose
+/// pixels are the tiles. `U_ξ` is `w[ξ * per_xi + offset..][..len]`.
+fn products<S: Simd>(
+    g: &ConvGeom,
+    tb: usize,
+    v: &[f32],
+    (w, (per_xi, offset, len)): (&[f32], (usize, usize, usize)),
+    m: &mut [f32],
+) {
+    let geom = ConvGeom {
+        in_c: g.in_c,
+        in_h: 1,
+        in_w: tb,
+        out_c: g.out_c,
+        out_h: 1,
+        out_w: tb,
+        kernel: [1, 1],
+        stride: [1, 1],
+        pads: [0; 4],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let none = Epilogue::new(None, Activation::None);
+    let vm = v
+        .chunks_exact(g.in_c * tb)
+        .zip(m.chunks_exact_mut(g.out_c * tb));
+    for (xi, (v, m)) in vm.enumerate() {
+        let at = xi * per_xi + offset;
+        conv1x1_simd::<S>(&geom, v, &w[at..at + len], &none, m);
+    }
+}

@@ -1,0 +1,285 @@
+//! The F(4x4, 3x3) transforms (Lavin & Gray 2016, interpolation points 0, ±1, ±2, ∞),
+//! vectorised across tiles: lane `l` of every vector belongs to the `l`-th tile of a run
+//! of horizontally adjacent tiles.
+//!
+//! - Input: `V = Bᵀ d B` of each 6x6 input tile `d`, read from a [`Phases`] copy of the
+//!   padded input in which a tile's column `c` is a contiguous run over tiles.
+//! - Output: `Y = Aᵀ M A` of each 6x6 product tile `M`, bias and activation, written as
+//!   4x4 output blocks with an in-register 4-way interleave (two rounds of
+//!   [`Simd::interleave`]).
+//! - Weights: `U = G g Gᵀ`, once per session, in f64 ([`weight_tile`]).
+
+use crate::kernels::conv::epilogue::activate;
+use crate::kernels::simd::{Simd, VecActivation};
+
+/// `G` (6x3): the weight transform.
+const G: [[f64; 3]; 6] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// `G g Gᵀ` of one 3x3 kernel `g` (row-major), row-major 6x6.
+pub(super) fn weight_tile(g: &[f32]) -> [f32; 36] {
+    let mut gg = [[0.0f64; 3]; 6];
+    for (a, row) in gg.iter_mut().enumerate() {
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = (0..3).map(|k| G[a][k] * f64::from(g[k * 3 + c])).sum();
+        }
+    }
+    let mut u = [0.0f32; 36];
+    for a in 0..6 {
+        for b in 0..6 {
+            u[a * 6 + b] = (0..3).map(|k| gg[a][k] * G[b][k]).sum::<f64>() as f32;
+        }
+    }
+    u
+}
+
+/// The transforms' constants, splatted once per call.
+#[derive(Clone, Copy)]
+pub(super) struct Consts<S: Simd> {
+    p2: S::V,
+    p4: S::V,
+    p8: S::V,
+    m1: S::V,
+    m2: S::V,
+    m4: S::V,
+    m5: S::V,
+}
+
+impl<S: Simd> Consts<S> {
+    #[inline(always)]
+    pub(super) fn new(s: S) -> Self {
+        Consts {
+            p2: s.splat(2.0),
+            p4: s.splat(4.0),
+            p8: s.splat(8.0),
+            m1: s.splat(-1.0),
+            m2: s.splat(-2.0),
+            m4: s.splat(-4.0),
+            m5: s.splat(-5.0),
+        }
+    }
+}
+
+/// `Bᵀ d` of one column of six values (12 adds or FMAs).
+#[inline(always)]
+fn input_1d<S: Simd>(s: S, k: &Consts<S>, d: [S::V; 6]) -> [S::V; 6] {
+    let t1 = s.fma(d[4], d[2], k.m4); // d4 - 4 d2
+    let t2 = s.fma(d[3], d[1], k.m4); // d3 - 4 d1
+    let t3 = s.fma(d[4], d[2], k.m1); // d4 - d2
+    let t4 = s.fma(d[3], d[1], k.m1); // d3 - d1
+    [
+        s.fma(s.fma(d[4], d[2], k.m5), d[0], k.p4),
+        s.add(t1, t2),
+        s.fma(t1, t2, k.m1),
+        s.fma(t3, t4, k.p2),
+        s.fma(t3, t4, k.m2),
+        s.fma(s.fma(d[5], d[3], k.m5), d[1], k.p4),
+    ]
+}
+
+/// `Aᵀ m` of one column of six values (10 adds or FMAs).
+#[inline(always)]
+fn output_1d<S: Simd>(s: S, k: &Consts<S>, m: [S::V; 6]) -> [S::V; 4] {
+    let s1 = s.add(m[1], m[2]);
+    let d1 = s.fma(m[1], m[2], k.m1);
+    let s2 = s.add(m[3], m[4]);
+    let d2 = s.fma(m[3], m[4], k.m1);
+    [
+        s.add(s.add(m[0], s1), s2),
+        s.fma(d1, d2, k.p2),
+        s.fma(s1, s2, k.p4),
+        s.add(s.fma(d1, d2, k.p8), m[5]),
+    ]
+}
+
+/// One input channel's band of padded rows, de-interleaved by column phase: value
+/// `(row, 4 k + p)` of the padded band at `data[(row * 4 + p) * stride + k]`. Tile `t`'s
+/// column `c` (0..6) is then phase `c % 4` at `k = t + c / 4`, so a run of tiles reads
+/// one contiguous vector per tile column.
+pub(super) struct Phases<'a> {
+    /// The de-interleaved band.
+    pub data: &'a mut [f32],
+    /// Values per phase row: at least the tiles per row rounded up to [`MAX_LANES`], plus
+    /// one (so that full vectors at `k = t + 1` stay inside).
+    ///
+    /// [`MAX_LANES`]: crate::kernels::simd::MAX_LANES
+    pub stride: usize,
+}
+
+impl Phases<'_> {
+    /// Fills the band from input plane `x` (`in_h` x `in_w`): `rows` padded rows from
+    /// padded row `top` (input row `top - pad_top`), zero outside the input.
+    pub(super) fn fill(
+        &mut self,
+        x: &[f32],
+        [in_h, in_w]: [usize; 2],
+        [pad_top, pad_left]: [usize; 2],
+        top: usize,
+        rows: usize,
+    ) {
+        let stride = self.stride;
+        for (r, band_row) in self.data[..rows * 4 * stride]
+            .chunks_exact_mut(4 * stride)
+            .enumerate()
+        {
+            let iy = (top + r).checked_sub(pad_top).filter(|&iy| iy < in_h);
+            let Some(iy) = iy else {
+                band_row.fill(0.0);
+                continue;
+            };
+            let src = &x[iy * in_w..(iy + 1) * in_w];
+            for (p, phase) in band_row.chunks_exact_mut(stride).enumerate() {
+                // Phase p's value k is column 4 k + p - pad_left: inside the row for
+                // k in k_lo..k_hi.
+                let k_lo = pad_left.saturating_sub(p).div_ceil(4);
+                let k_hi = (in_w + pad_left).saturating_sub(p).div_ceil(4).min(stride);
+                let k_lo = k_lo.min(k_hi);
+                phase[..k_lo].fill(0.0);
+                phase[k_hi..].fill(0.0);
+                let first = (4 * k_lo + p).saturating_sub(pad_left);
+                for (v, &x) in phase[k_lo..k_hi]
+                    .iter_mut()
+                    .zip(src[first.min(in_w)..].iter().step_by(4))
+                {
+                    *v = x;
+                }
+            }
+        }
+    }
+}
+
+/// Where one run of tiles' transformed values go (or come from): value `ξ` (0..36) of the
+/// run's first tile at `data[ξ * xi_stride + offset]`, the run's tiles consecutive.
+pub(super) struct TileRun<D> {
+    /// The transformed block: `V` (written) or `M` (read).
+    pub data: D,
+    /// Values between consecutive `ξ`.
+    pub xi_stride: usize,
+    /// The run's first tile.
+    pub offset: usize,
+    /// Tiles in the run (`1..=LANES`).
+    pub n: usize,
+}
+
+/// `V = Bᵀ d B` for a run of tiles whose top padded row is `row` of `band` and whose
+/// first tile is tile `t` of its row.
+#[inline(always)]
+pub(super) fn input_tiles<S: Simd>(
+    s: S,
+    k: &Consts<S>,
+    band: &Phases,
+    row: usize,
+    t: usize,
+    out: TileRun<&mut [f32]>,
+) {
+    let st = band.stride;
+    // Plain loops, no closures: a closure is not compiled with the kernel's target
+    // features, and LLVM may leave it a call taking vectors through memory.
+    let mut cols = [[s.zero(); 6]; 6];
+    for (c, col) in cols.iter_mut().enumerate() {
+        let mut d = [s.zero(); 6];
+        for (r, v) in d.iter_mut().enumerate() {
+            let at = ((row + r) * 4 + c % 4) * st + t + c / 4;
+            *v = s.load(&band.data[at..at + S::LANES]);
+        }
+        *col = input_1d(s, k, d);
+    }
+    for a in 0..6 {
+        let mut e = [s.zero(); 6];
+        for (v, col) in e.iter_mut().zip(&cols) {
+            *v = col[a];
+        }
+        let v = input_1d(s, k, e);
+        for (b, &vb) in v.iter().enumerate() {
+            let at = (a * 6 + b) * out.xi_stride + out.offset;
+            store_n(s, vb, &mut out.data[at..at + out.n]);
+        }
+    }
+}
+
+/// The output block of a run of tiles: plane `y` (`out_w` wide), rows `oy .. oy + rows`
+/// (`rows <= 4`), columns from `ox` to the plane's end.
+pub(super) struct OutBlock<'a> {
+    /// The output plane.
+    pub y: &'a mut [f32],
+    /// Plane width.
+    pub out_w: usize,
+    /// First row.
+    pub oy: usize,
+    /// Rows to write.
+    pub rows: usize,
+    /// First column.
+    pub ox: usize,
+}
+
+/// `Y = Aᵀ M A + bias`, activated, for a run of tiles, written to `out`.
+#[inline(always)]
+pub(super) fn output_tiles<S: Simd>(
+    s: S,
+    k: &Consts<S>,
+    m: TileRun<&[f32]>,
+    bias: S::V,
+    act: &VecActivation<S>,
+    out: OutBlock,
+) {
+    let mut q = [[s.zero(); 4]; 6];
+    for (a, qa) in q.iter_mut().enumerate() {
+        let mut row = [s.zero(); 6];
+        for (b, v) in row.iter_mut().enumerate() {
+            let at = (a * 6 + b) * m.xi_stride + m.offset;
+            *v = load_n(s, &m.data[at..at + m.n]);
+        }
+        *qa = output_1d(s, k, row);
+    }
+    let mut y: [S::V; 16] = [s.zero(); 16];
+    for j in 0..4 {
+        let mut e = [s.zero(); 6];
+        for (v, qa) in e.iter_mut().zip(&q) {
+            *v = qa[j];
+        }
+        let col = output_1d(s, k, e);
+        for i in 0..4 {
+            y[i * 4 + j] = s.add(col[i], bias);
+        }
+    }
+    activate(s, act, &mut y);
+    let width = (out.out_w - out.ox).min(4 * m.n);
+    for i in 0..out.rows {
+        // Lane l of y[i * 4 + j] is column 4 l + j: two rounds of interleaving.
+        let (e0, e1) = s.interleave(y[i * 4], y[i * 4 + 2]);
+        let (o0, o1) = s.interleave(y[i * 4 + 1], y[i * 4 + 3]);
+        let (r0, r1) = s.interleave(e0, o0);
+        let (r2, r3) = s.interleave(e1, o1);
+        let start = (out.oy + i) * out.out_w + out.ox;
+        let row = &mut out.y[start..start + width];
+        for (v, part) in [r0, r1, r2, r3].into_iter().zip(row.chunks_mut(S::LANES)) {
+            store_n(s, v, part);
+        }
+    }
+}
+
+/// Loads `src.len()` (1..=LANES) values, the rest of the lanes unspecified.
+#[inline(always)]
+fn load_n<S: Simd>(s: S, src: &[f32]) -> S::V {
+    if src.len() == S::LANES {
+        s.load(src)
+    } else {
+        s.load_partial(src)
+    }
+}
+
+/// Stores the first `dst.len()` (1..=LANES) lanes of `v`.
+#[inline(always)]
+fn store_n<S: Simd>(s: S, v: S::V, dst: &mut [f32]) {
+    if dst.len() == S::LANES {
+        s.store(v, dst)
+    } else {
+        s.store_partial(v, dst)
+    }
+}
