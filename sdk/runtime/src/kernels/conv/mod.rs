@@ -1,15 +1,17 @@
 //! Convolutions other than the pointwise ones, on OIHW weights.
 //!
 //! - [`conv_simd`] (`direct.rs`): full and grouped 3x3 convolutions, stride 1 or 2 (the
-//!   stems, SqueezeNet's expand, Xception's entry convolutions), written once generic over
-//!   [`Simd`]; other shapes run [`conv_generic`].
+//!   stems, grouped 3x3s, and the stride-1 ones with fewer than 8 channels), written once
+//!   generic over [`Simd`]; other shapes run [`conv_generic`]. Ungrouped 3x3 stride-1
+//!   convolutions with at least 8 input and output channels (SqueezeNet's expand,
+//!   Xception's entry) run [`winograd`](super::winograd) instead, when the ISA has it.
 //! - [`conv_generic`] and [`depthwise`] (`portable.rs`): any kernel, stride, padding,
 //!   dilation and groups, plain Rust; the fallback of every fast path.
 //! - `rows.rs`: padded, de-interleaved input rows shared by the kernels vectorised along
 //!   the output row (here and in [`dwconv`](super::dwconv)); `epilogue.rs`: their fused
 //!   activation.
 //!
-//! # Why direct (and not im2col + GEMM, or Winograd)
+//! # Direct, im2col + GEMM, or Winograd
 //!
 //! Measured on this x86-64 host (AVX-512, 1 thread, GFLOP/s, best of runs), against im2col
 //! of the whole plane followed by the pointwise SIMD GEMM (`conv1x1_simd` on Panel8
@@ -23,13 +25,23 @@
 //! | SqueezeNet 3x3, 13x13x64 -> 256 |  177 |                   191 (19 %) |
 //! | Xception 3x3, 149x149x32 -> 64 |   198 |                   119 (38 %) |
 //!
+//! And against Winograd F(4x4, 3x3) (later, one criterion run: `cargo bench -p
+//! prunus-bench --bench kernels -- winograd/avx512`; GFLOP/s of the direct convolution's
+//! work):
+//!
+//! | shape                           | direct | Winograd |
+//! |---------------------------------|-------:|---------:|
+//! | SqueezeNet 3x3, 55x55x16 -> 64  |    186 |      263 |
+//! | SqueezeNet 3x3, 27x27x32 -> 128 |    184 |      277 |
+//! | SqueezeNet 3x3, 13x13x64 -> 256 |    123 |      176 |
+//! | Xception 3x3, 147x147x32 -> 64  |    182 |      361 |
+//!
 //! Copying `K * K` shifted planes costs more than the GEMM gains except on the smallest
 //! planes, and it needs a scratch buffer of `K * K * in_c * out_hw` values per session (25
 //! MB for Xception's entry convolution); the direct kernel needs 64 KiB of stack and no
-//! repacked weights. Winograd F(2,3) / F(4,3) (2.25x / 4x fewer multiplies for 3x3 stride
-//! 1, the only way under the multiply count: ncnn's SqueezeNet runs below MACs / 4
-//! instructions on ARM) is not implemented: it needs transformed weights, hence the
-//! session-time repacking hook, and is the next step for SqueezeNet.
+//! repacked weights. Winograd does 4x fewer multiplies on stride 1, but its transforms
+//! and the products' small inner dimension take back much of it on x86; on NEON it cuts
+//! SqueezeNet's instructions per inference by a quarter (157.4 -> 119.2 M, cortex-a72).
 
 mod direct;
 pub(crate) mod epilogue;

@@ -3,7 +3,7 @@
 //! convolutions.
 //!
 //! Per block of tile rows (sized so the block's transformed input and products stay in
-//! L2, [`BLOCK_VALUES`]):
+//! L2, `BLOCK_VALUES`):
 //! 1. each input channel's band of padded rows is copied once, de-interleaved by column
 //!    phase, and `V = Bᵀ d B` is computed for every 6x6 input tile, vectorised across
 //!    tiles (`transform.rs`);
@@ -62,7 +62,7 @@ const BLOCK_VALUES: usize = 524_288;
 const MIN_CHANNELS: usize = 8;
 
 /// Whether `g` runs this kernel: 3x3, stride 1, dilation 1, ungrouped, with at least
-/// [`MIN_CHANNELS`] input and output channels.
+/// `MIN_CHANNELS` (8) input and output channels.
 pub fn applies(g: &ConvGeom) -> bool {
     g.kernel == [3, 3]
         && g.stride == [1, 1]
