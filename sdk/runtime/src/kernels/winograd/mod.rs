@@ -81,10 +81,11 @@ fn tiles(g: &ConvGeom) -> [usize; 2] {
     [g.out_h.div_ceil(4), g.out_w.div_ceil(4)]
 }
 
-/// Tile rows per block: as many as fit [`BLOCK_VALUES`], at least one.
-fn block_rows(g: &ConvGeom) -> usize {
+/// Tile rows per block: as many as fit `BLOCK_VALUES` with all `out_c` output channels
+/// of the weights (the same for every share of them a call computes), at least one.
+fn block_rows(g: &ConvGeom, out_c: usize) -> usize {
     let [th, tw] = tiles(g);
-    let per_tile = XI * (g.in_c + g.out_c);
+    let per_tile = XI * (g.in_c + out_c);
     (BLOCK_VALUES / (per_tile * tw)).clamp(1, th)
 }
 
@@ -103,10 +104,11 @@ pub fn packed_len(g: &ConvGeom) -> usize {
     XI * matrix_len(g.out_c, g.in_c)
 }
 
-/// Scratch values a call needs: `V` and `M` of one block, and one channel's band.
+/// Scratch values a call needs: `V` and `M` of one block, and one channel's band. `g`
+/// has all the weights' output channels; a call computing a share of them needs no more.
 pub fn scratch_len(g: &ConvGeom) -> usize {
-    let tb = block_rows(g) * tiles(g)[1];
-    XI * (g.in_c + g.out_c) * tb + (4 * block_rows(g) + 2) * 4 * phase_stride(g)
+    let rows = block_rows(g, g.out_c);
+    XI * (g.in_c + g.out_c) * rows * tiles(g)[1] + (4 * rows + 2) * 4 * phase_stride(g)
 }
 
 /// `U_ξ = (G g Gᵀ)_ξ` of the OIHW 3x3 weight `w`, as 36 Panel8 `[out_c, in_c]` matrices
@@ -155,13 +157,21 @@ pub fn winograd_simd<S: Simd>(
         epi.bias.is_none_or(|b| b.len() == g.out_c),
         "winograd: bias"
     );
-    assert!(scratch.len() >= scratch_len(g), "winograd: scratch length");
+    let whole = ConvGeom {
+        out_c: w.out_c,
+        ..*g
+    };
+    assert!(
+        scratch.len() >= scratch_len(&whole),
+        "winograd: scratch length"
+    );
     let s = S::detect().expect("winograd: the kernel table holds only detected ISAs");
     s.vectorize(Winograd {
         g,
         x,
         w: w.u,
         u,
+        rows: block_rows(g, w.out_c),
         bias: epi.bias,
         act: epi.activation,
         y,
@@ -176,6 +186,8 @@ struct Winograd<'a> {
     w: &'a [f32],
     /// Values per ξ in `w`, offset and length of the call's rows in each.
     u: (usize, usize, usize),
+    /// Tile rows per block.
+    rows: usize,
     bias: Option<&'a [f32]>,
     act: Activation,
     y: &'a mut [f32],
@@ -189,7 +201,7 @@ impl SimdKernel for Winograd<'_> {
     fn run<S: Simd>(self, s: S) {
         let g = self.g;
         let [th, tw] = tiles(g);
-        let rows = block_rows(g);
+        let rows = self.rows;
         let k = Consts::new(s);
         let act = VecActivation::new(s, self.act);
         let (in_hw, out_hw) = (g.in_h * g.in_w, g.out_h * g.out_w);
