@@ -15,7 +15,8 @@ pub use winograd::{lower_winograd, winograd_conv};
 
 use crate::kernels::sparse::{SparseConv, SparseConvFn, SparseGemvFn, SparseIndex, SparseSource};
 use crate::kernels::split::{
-    ChannelSplit, MIN_SPLIT_GEMM, conv_split, gemm_split, sparse_conv_split, winograd_split,
+    ChannelSplit, MIN_SPLIT_GEMM, conv_split, gemm_split, pool_split, sparse_conv_split,
+    winograd_split,
 };
 use crate::kernels::winograd::{WinogradFn, WinogradWeights};
 use crate::kernels::{
@@ -610,7 +611,10 @@ impl Step {
             }
             Step::Pool { f, geom, x, y } => {
                 let (src, out) = split(arena, y);
-                f(geom, src.get(x), out);
+                match pool {
+                    Some(pool) => pool_split(pool, *f, geom, src.get(x), out),
+                    None => f(geom, src.get(x), out),
+                }
             }
             Step::GlobalAvgPool { hw, x, y } => {
                 let (src, out) = split(arena, y);

@@ -2,7 +2,7 @@
 //! allocates nothing (a counting global allocator, as in `no_alloc.rs`).
 
 use prunus::format::builder::ModelBuilder;
-use prunus::format::{Activation, BinaryKind, Conv, Op};
+use prunus::format::{Activation, BinaryKind, Conv, Op, Pool};
 
 mod common;
 
@@ -18,7 +18,8 @@ fn values(n: usize, seed: usize) -> Vec<f32> {
 /// Input `[1, 16, 64, 64]`; every kind of step large enough to be split over threads:
 /// a full 3x3 convolution (16 -> 64), a depthwise 3x3, a grouped 3x3 (g = 4), a 1x1 whose
 /// output is added to the grouped one's (a fused residual), a 1x1 to 100 channels (13
-/// panels, the last partial), a grouped 1x1 (g = 5), then global pooling and a Gemm.
+/// panels, the last partial), a grouped 1x1 (g = 5), then global pooling and a Gemm, and a
+/// max and an average pooling (3x3 stride 2, split over channels).
 fn model_bytes() -> Vec<u8> {
     let mut b = ModelBuilder::new("threads", "prunus runtime tests");
     let x = b.add_input("input", &[1, 16, 64, 64]);
@@ -66,7 +67,17 @@ fn model_bytes() -> Vec<u8> {
         activation: Activation::None,
     };
     let out = b.add_node("fc", fc, &[flat]).unwrap();
-    b.set_outputs(&[t2, out]);
+    let window = Pool {
+        kernel: [3, 3],
+        stride: [2, 2],
+        pads: [1; 4],
+        count_include_pad: false,
+    };
+    let max = b
+        .add_node("max", Op::MaxPool(window.clone()), &[t2])
+        .unwrap();
+    let avg = b.add_node("avg", Op::AveragePool(window), &[t2]).unwrap();
+    b.set_outputs(&[t2, out, max, avg]);
     b.to_bytes(Default::default()).unwrap()
 }
 
@@ -95,7 +106,9 @@ fn any_thread_count_gives_identical_outputs_without_allocating() {
             "{threads} threads: run allocated {allocated} times"
         );
         assert_eq!(session.report().fused_residuals, 1);
-        let out = [session.output(0).unwrap(), session.output(1).unwrap()].concat();
+        let out: Vec<f32> = (0..4)
+            .flat_map(|i| session.output(i).unwrap().to_vec())
+            .collect();
         match &want {
             None => want = Some(out),
             Some(w) => {
