@@ -31,17 +31,18 @@
 //!
 //! | shape                           | direct | Winograd |
 //! |---------------------------------|-------:|---------:|
-//! | SqueezeNet 3x3, 55x55x16 -> 64  |    186 |      263 |
-//! | SqueezeNet 3x3, 27x27x32 -> 128 |    184 |      277 |
-//! | SqueezeNet 3x3, 13x13x64 -> 256 |    123 |      176 |
-//! | Xception 3x3, 147x147x32 -> 64  |    182 |      361 |
+//! | SqueezeNet 3x3, 55x55x16 -> 64  |    186 |      323 |
+//! | SqueezeNet 3x3, 27x27x32 -> 128 |    184 |      347 |
+//! | SqueezeNet 3x3, 13x13x64 -> 256 |    123 |      298 |
+//! | Xception 3x3, 147x147x32 -> 64  |    182 |      395 |
 //!
 //! Copying `K * K` shifted planes costs more than the GEMM gains except on the smallest
 //! planes, and it needs a scratch buffer of `K * K * in_c * out_hw` values per session (25
 //! MB for Xception's entry convolution); the direct kernel needs 64 KiB of stack and no
-//! repacked weights. Winograd does 4x fewer multiplies on stride 1, but its transforms
-//! and the products' small inner dimension take back much of it on x86; on NEON it cuts
-//! SqueezeNet's instructions per inference by a quarter (157.4 -> 119.2 M, cortex-a72).
+//! repacked weights. Winograd does 4x fewer multiplies on stride 1; its transforms and
+//! the products' small inner dimension take back about half of that (1.7-2.4x faster
+//! than direct above). On NEON it cuts SqueezeNet's instructions per inference by a third
+//! (157.4 -> 104.5 M, cortex-a72).
 
 mod direct;
 pub(crate) mod epilogue;

@@ -108,7 +108,8 @@ pub fn packed_len(g: &ConvGeom) -> usize {
 /// has all the weights' output channels; a call computing a share of them needs no more.
 pub fn scratch_len(g: &ConvGeom) -> usize {
     let rows = block_rows(g, g.out_c);
-    XI * (g.in_c + g.out_c) * rows * tiles(g)[1] + (4 * rows + 2) * 4 * phase_stride(g)
+    XI * ((g.in_c + g.out_c) * rows * tiles(g)[1] + 2 * MAX_LANES)
+        + (4 * rows + 2) * 4 * phase_stride(g)
 }
 
 /// `U_ξ = (G g Gᵀ)_ξ` of the OIHW 3x3 weight `w`, as 36 Panel8 `[out_c, in_c]` matrices
@@ -205,9 +206,11 @@ impl SimdKernel for Winograd<'_> {
         let k = Consts::new(s);
         let act = VecActivation::new(s, self.act);
         let (in_hw, out_hw) = (g.in_h * g.in_w, g.out_h * g.out_w);
+        // Each ξ's matrix is followed by a vector of slack: runs of fewer tiles than
+        // lanes are stored and loaded as whole vectors (see `TileRun`).
         let (vm, band) = self
             .scratch
-            .split_at_mut(XI * (g.in_c + g.out_c) * rows * tw);
+            .split_at_mut(XI * ((g.in_c + g.out_c) * rows * tw + 2 * MAX_LANES));
         let mut band = Phases {
             data: band,
             stride: phase_stride(g),
@@ -215,8 +218,9 @@ impl SimdKernel for Winograd<'_> {
         for ty0 in (0..th).step_by(rows) {
             let nrows = rows.min(th - ty0);
             let tb = nrows * tw;
-            let (v, rest) = vm.split_at_mut(XI * g.in_c * tb);
-            let m = &mut rest[..XI * g.out_c * tb];
+            let (v_stride, m_stride) = (g.in_c * tb + MAX_LANES, g.out_c * tb + MAX_LANES);
+            let (v, rest) = vm.split_at_mut(XI * v_stride);
+            let m = &mut rest[..XI * m_stride];
             for (c, plane) in self.x.chunks_exact(in_hw).enumerate() {
                 let dims = [g.in_h, g.in_w];
                 band.fill(plane, dims, [g.pads[0], g.pads[1]], 4 * ty0, 4 * nrows + 2);
@@ -224,7 +228,7 @@ impl SimdKernel for Winograd<'_> {
                     for t in (0..tw).step_by(S::LANES) {
                         let run = TileRun {
                             data: &mut *v,
-                            xi_stride: g.in_c * tb,
+                            xi_stride: v_stride,
                             offset: c * tb + r * tw + t,
                             n: S::LANES.min(tw - t),
                         };
@@ -232,7 +236,7 @@ impl SimdKernel for Winograd<'_> {
                     }
                 }
             }
-            products::<S>(g, tb, v, (self.w, self.u), m);
+            products::<S>(g, tb, (v, v_stride), (self.w, self.u), (m, m_stride));
             for (o, plane) in self.y.chunks_exact_mut(out_hw).enumerate() {
                 let bias = s.splat(self.bias.map_or(0.0, |b| b[o]));
                 for r in 0..nrows {
@@ -240,7 +244,7 @@ impl SimdKernel for Winograd<'_> {
                     for t in (0..tw).step_by(S::LANES) {
                         let run = TileRun {
                             data: &*m,
-                            xi_stride: g.out_c * tb,
+                            xi_stride: m_stride,
                             offset: o * tb + r * tw + t,
                             n: S::LANES.min(tw - t),
                         };
@@ -260,13 +264,14 @@ impl SimdKernel for Winograd<'_> {
 }
 
 /// `M_ξ = U_ξ V_ξ` for the 36 `ξ` of a block of `tb` tiles: pointwise convolutions whose
-/// pixels are the tiles. `U_ξ` is `w[ξ * per_xi + offset..][..len]`.
+/// pixels are the tiles. `V_ξ` and `M_ξ` start every `v_stride` and `m_stride` values;
+/// `U_ξ` is `w[ξ * per_xi + offset..][..len]`.
 fn products<S: Simd>(
     g: &ConvGeom,
     tb: usize,
-    v: &[f32],
+    (v, v_stride): (&[f32], usize),
     (w, (per_xi, offset, len)): (&[f32], (usize, usize, usize)),
-    m: &mut [f32],
+    (m, m_stride): (&mut [f32], usize),
 ) {
     let geom = ConvGeom {
         in_c: g.in_c,
@@ -282,11 +287,10 @@ fn products<S: Simd>(
         groups: 1,
     };
     let none = Epilogue::new(None, Activation::None);
-    let vm = v
-        .chunks_exact(g.in_c * tb)
-        .zip(m.chunks_exact_mut(g.out_c * tb));
+    let vm = v.chunks_exact(v_stride).zip(m.chunks_exact_mut(m_stride));
     for (xi, (v, m)) in vm.enumerate() {
         let at = xi * per_xi + offset;
-        conv1x1_simd::<S>(&geom, v, &w[at..at + len], &none, m);
+        let m = &mut m[..g.out_c * tb];
+        conv1x1_simd::<S>(&geom, &v[..g.in_c * tb], &w[at..at + len], &none, m);
     }
 }

@@ -9,6 +9,7 @@
 //!   [`Simd::interleave`]).
 //! - Weights: `U = G g Gᵀ`, once per session, in f64 ([`weight_tile`]).
 
+use super::XI;
 use crate::kernels::conv::epilogue::activate;
 use crate::kernels::simd::{Simd, VecActivation};
 
@@ -156,6 +157,11 @@ impl Phases<'_> {
 
 /// Where one run of tiles' transformed values go (or come from): value `ξ` (0..36) of the
 /// run's first tile at `data[ξ * xi_stride + offset]`, the run's tiles consecutive.
+///
+/// Runs are stored and loaded as whole vectors, also when they have fewer tiles than
+/// lanes: a store's extra lanes land on tiles that a later run overwrites (runs are
+/// stored in order of offset) or in the slack after each `ξ`'s matrix; a load's extra
+/// lanes are never stored. So `data` must hold a vector past the last run of `ξ = 35`.
 pub(super) struct TileRun<D> {
     /// The transformed block: `V` (written) or `M` (read).
     pub data: D,
@@ -165,6 +171,15 @@ pub(super) struct TileRun<D> {
     pub offset: usize,
     /// Tiles in the run (`1..=LANES`).
     pub n: usize,
+}
+
+impl<D: AsRef<[f32]>> TileRun<D> {
+    /// Checks, once per run, that every `ξ`'s vector is inside `data`.
+    #[inline(always)]
+    fn check<S: Simd>(&self) {
+        let end = (XI - 1) * self.xi_stride + self.offset + S::LANES;
+        assert!(end <= self.data.as_ref().len(), "winograd: tile run");
+    }
 }
 
 /// `V = Bᵀ d B` for a run of tiles whose top padded row is `row` of `band` and whose
@@ -179,6 +194,9 @@ pub(super) fn input_tiles<S: Simd>(
     out: TileRun<&mut [f32]>,
 ) {
     let st = band.stride;
+    let last = ((row + 5) * 4 + 3) * st + t + 1 + S::LANES;
+    assert!(last <= band.data.len(), "winograd: band");
+    out.check::<S>();
     // Plain loops, no closures: a closure is not compiled with the kernel's target
     // features, and LLVM may leave it a call taking vectors through memory.
     let mut cols = [[s.zero(); 6]; 6];
@@ -186,7 +204,8 @@ pub(super) fn input_tiles<S: Simd>(
         let mut d = [s.zero(); 6];
         for (r, v) in d.iter_mut().enumerate() {
             let at = ((row + r) * 4 + c % 4) * st + t + c / 4;
-            *v = s.load(&band.data[at..at + S::LANES]);
+            // SAFETY: at + LANES <= last <= band.data.len(), checked above.
+            *v = s.load(unsafe { band.data.get_unchecked(at..at + S::LANES) });
         }
         *col = input_1d(s, k, d);
     }
@@ -198,7 +217,8 @@ pub(super) fn input_tiles<S: Simd>(
         let v = input_1d(s, k, e);
         for (b, &vb) in v.iter().enumerate() {
             let at = (a * 6 + b) * out.xi_stride + out.offset;
-            store_n(s, vb, &mut out.data[at..at + out.n]);
+            // SAFETY: at + LANES is inside out.data (out.check above).
+            s.store(vb, unsafe { out.data.get_unchecked_mut(at..at + S::LANES) });
         }
     }
 }
@@ -228,12 +248,14 @@ pub(super) fn output_tiles<S: Simd>(
     act: &VecActivation<S>,
     out: OutBlock,
 ) {
+    m.check::<S>();
     let mut q = [[s.zero(); 4]; 6];
     for (a, qa) in q.iter_mut().enumerate() {
         let mut row = [s.zero(); 6];
         for (b, v) in row.iter_mut().enumerate() {
             let at = (a * 6 + b) * m.xi_stride + m.offset;
-            *v = load_n(s, &m.data[at..at + m.n]);
+            // SAFETY: at + LANES is inside m.data (m.check above).
+            *v = s.load(unsafe { m.data.get_unchecked(at..at + S::LANES) });
         }
         *qa = output_1d(s, k, row);
     }
@@ -261,16 +283,6 @@ pub(super) fn output_tiles<S: Simd>(
         for (v, part) in [r0, r1, r2, r3].into_iter().zip(row.chunks_mut(S::LANES)) {
             store_n(s, v, part);
         }
-    }
-}
-
-/// Loads `src.len()` (1..=LANES) values, the rest of the lanes unspecified.
-#[inline(always)]
-fn load_n<S: Simd>(s: S, src: &[f32]) -> S::V {
-    if src.len() == S::LANES {
-        s.load(src)
-    } else {
-        s.load_partial(src)
     }
 }
 
