@@ -29,7 +29,7 @@ mod tests;
 use prunus_format::Activation;
 use prunus_format::layout::PANEL;
 
-use self::transform::{Consts, OutBlock, Phases, TileRun, input_tiles, output_tiles, weight_tile};
+use self::transform::{Consts, OutBlock, Phases, TileRun, input_tiles, output_tiles, weight_tiles};
 use crate::kernels::conv1x1::conv1x1_simd;
 use crate::kernels::simd::{MAX_LANES, Simd, SimdKernel, VecActivation};
 use crate::kernels::{ConvGeom, Epilogue};
@@ -118,11 +118,20 @@ pub fn pack_weights(g: &ConvGeom, w: &[f32]) -> Vec<f32> {
     assert_eq!(w.len(), g.out_c * g.in_c * 9, "winograd: weight length");
     let len = matrix_len(g.out_c, g.in_c);
     let mut u = vec![0.0; XI * len];
-    for (oi, kernel) in w.chunks_exact(9).enumerate() {
-        let (o, i) = (oi / g.in_c, oi % g.in_c);
-        let at = (o / PANEL) * g.in_c * PANEL + i * PANEL + o % PANEL;
-        for (xi, v) in weight_tile(kernel).into_iter().enumerate() {
-            u[xi * len + at] = v;
+    let kernels = w.as_chunks::<9>().0;
+    for p in 0..g.out_c.div_ceil(PANEL) {
+        for i in 0..g.in_c {
+            // Element t of the panel's kernels for input channel i, one lane per row.
+            let mut lanes = [[0.0; PANEL]; 9];
+            for (r, o) in (p * PANEL..g.out_c.min((p + 1) * PANEL)).enumerate() {
+                for (lane, &v) in lanes.iter_mut().zip(&kernels[o * g.in_c + i]) {
+                    lane[r] = v;
+                }
+            }
+            let at = (p * g.in_c + i) * PANEL;
+            for (xi, tile) in weight_tiles(&lanes).iter().enumerate() {
+                u[xi * len + at..xi * len + at + PANEL].copy_from_slice(tile);
+            }
         }
     }
     u

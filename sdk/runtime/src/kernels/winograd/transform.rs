@@ -7,35 +7,46 @@
 //! - Output: `Y = Aᵀ M A` of each 6x6 product tile `M`, bias and activation, written as
 //!   4x4 output blocks with an in-register 4-way interleave (two rounds of
 //!   [`Simd::interleave`]).
-//! - Weights: `U = G g Gᵀ`, once per session, in f64 ([`weight_tile`]).
+//! - Weights: `U = G g Gᵀ`, once per session, for 8 output channels at a time
+//!   ([`weight_tiles`]).
+
+use prunus_format::layout::PANEL;
 
 use super::XI;
 use crate::kernels::conv::epilogue::activate;
 use crate::kernels::simd::{Simd, VecActivation};
 
-/// `G` (6x3): the weight transform.
-const G: [[f64; 3]; 6] = [
-    [1.0 / 4.0, 0.0, 0.0],
-    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
-    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
-    [0.0, 0.0, 1.0],
-];
+/// Lanes of the weight transform: the same kernel element of one panel's output channels.
+pub(super) type Lanes = [f32; PANEL];
 
-/// `G g Gᵀ` of one 3x3 kernel `g` (row-major), row-major 6x6.
-pub(super) fn weight_tile(g: &[f32]) -> [f32; 36] {
-    let mut gg = [[0.0f64; 3]; 6];
-    for (a, row) in gg.iter_mut().enumerate() {
-        for (c, v) in row.iter_mut().enumerate() {
-            *v = (0..3).map(|k| G[a][k] * f64::from(g[k * 3 + c])).sum();
-        }
+/// `G v` of a column or row `v` of three kernel elements (6x3 `G`, the weight transform),
+/// lane-wise (LLVM vectorises the lanes).
+#[inline(always)]
+fn weight_1d([a, b, c]: [Lanes; 3]) -> [Lanes; 6] {
+    let mut out = [[0.0; PANEL]; 6];
+    for l in 0..PANEL {
+        let (a, b, c) = (a[l], b[l], c[l]);
+        let even = a + c;
+        out[0][l] = a * (1.0 / 4.0);
+        out[1][l] = (even + b) * (-1.0 / 6.0);
+        out[2][l] = (even - b) * (-1.0 / 6.0);
+        let (outer, mid) = (a * (1.0 / 24.0) + c * (1.0 / 6.0), b * (1.0 / 12.0));
+        out[3][l] = outer + mid;
+        out[4][l] = outer - mid;
+        out[5][l] = c;
     }
-    let mut u = [0.0f32; 36];
-    for a in 0..6 {
-        for b in 0..6 {
-            u[a * 6 + b] = (0..3).map(|k| gg[a][k] * G[b][k]).sum::<f64>() as f32;
-        }
+    out
+}
+
+/// `U = G g Gᵀ` (row-major 6x6) of one panel's 3x3 kernels `g` (row-major 3x3 of lanes).
+pub(super) fn weight_tiles(g: &[Lanes; 9]) -> [Lanes; 36] {
+    // Columns first (`G g`, 6x3), then each of its rows through `G` again.
+    let c0 = weight_1d([g[0], g[3], g[6]]);
+    let c1 = weight_1d([g[1], g[4], g[7]]);
+    let c2 = weight_1d([g[2], g[5], g[8]]);
+    let mut u = [[0.0; PANEL]; 36];
+    for (a, row) in u.chunks_exact_mut(6).enumerate() {
+        row.copy_from_slice(&weight_1d([c0[a], c1[a], c2[a]]));
     }
     u
 }
