@@ -111,6 +111,9 @@ fn winograd(c: &mut Criterion) {
         ("27x27x32->128", geom(32, 27, 128, 3, 1, 1)),
         ("13x13x64->256", geom(64, 13, 256, 3, 1, 1)),
         ("147x147x32->64", geom(32, 147, 64, 3, 1, 1)),
+        // Small planes (ResNet-style late layers), where tiles are few and padded.
+        ("7x7x256->256", geom(256, 7, 256, 3, 1, 1)),
+        ("5x5x128->128", geom(128, 5, 128, 3, 1, 1)),
     ];
     let mut group = c.benchmark_group("winograd");
     for isa in Isa::available() {
