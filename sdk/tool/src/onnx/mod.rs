@@ -177,11 +177,17 @@ const OPSETS: std::ops::RangeInclusive<i64> = 7..=20;
 
 /// Imports an ONNX model from its serialized bytes and optimises it ([`crate::passes::optimize`]).
 pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<IrModel, ImportError> {
-    import_model(&ModelProto::decode(bytes)?, options)
+    import_model(ModelProto::decode(bytes)?, options)
 }
 
-/// [`import`] of a decoded model.
-fn import_model(model: &ModelProto, options: &ImportOptions) -> Result<IrModel, ImportError> {
+/// [`import`] of a decoded model. The initializers are taken out of the graph and each is
+/// dropped once decoded.
+fn import_model(mut model: ModelProto, options: &ImportOptions) -> Result<IrModel, ImportError> {
+    let initializers = model
+        .graph
+        .as_mut()
+        .map(|g| std::mem::take(&mut g.initializer))
+        .unwrap_or_default();
     let graph = model
         .graph
         .as_ref()
@@ -203,7 +209,7 @@ fn import_model(model: &ModelProto, options: &ImportOptions) -> Result<IrModel, 
         "source_producer".into(),
         model.producer_name.clone().unwrap_or_default(),
     ));
-    imp.declare_initializers(graph)?;
+    imp.declare_initializers(initializers, graph)?;
     imp.declare_inputs(graph, options)?;
     for (i, node) in graph.node.iter().enumerate() {
         imp.node(node, i)?;
@@ -226,9 +232,39 @@ pub fn import_file(path: &Path, options: &ImportOptions) -> Result<IrModel, Impo
         source,
     })?;
     // Decoded from shared bytes, the tensors' `raw_data` are slices of the file's buffer,
-    // not copies (peak memory: the file and the imported weights).
-    let model = ModelProto::decode(prost::bytes::Bytes::from(bytes))?;
-    import_model(&model, options)
+    // not copies. Every slice but the initializers' is then copied out (they are small:
+    // `Constant` values, subgraphs), so the buffer is freed as soon as the initializers are
+    // decoded, before lowering copies weights again.
+    let mut model = ModelProto::decode(prost::bytes::Bytes::from(bytes))?;
+    if let Some(graph) = model.graph.as_mut() {
+        for node in &mut graph.node {
+            node.attribute.iter_mut().for_each(detach_attribute);
+        }
+    }
+    import_model(model, options)
+}
+
+/// Copies the `raw_data` of every tensor an attribute holds (and of its subgraphs) out of
+/// the buffer it was decoded from.
+fn detach_attribute(a: &mut proto::AttributeProto) {
+    let sparse = a.sparse_tensor.iter_mut().chain(&mut a.sparse_tensors);
+    let tensors = a.t.iter_mut().chain(&mut a.tensors);
+    for t in tensors.chain(sparse.filter_map(|s| s.values.as_mut())) {
+        detach_tensor(t);
+    }
+    for g in a.g.iter_mut().chain(&mut a.graphs) {
+        g.initializer.iter_mut().for_each(detach_tensor);
+        for node in &mut g.node {
+            node.attribute.iter_mut().for_each(detach_attribute);
+        }
+    }
+}
+
+/// Copies a tensor's `raw_data` into its own allocation.
+fn detach_tensor(t: &mut proto::TensorProto) {
+    if let Some(raw) = t.raw_data.as_mut() {
+        *raw = prost::bytes::Bytes::copy_from_slice(raw);
+    }
 }
 
 /// Declares the graph outputs, keeping their ONNX names even when an output is an alias
