@@ -160,6 +160,39 @@ pub fn sparse_parts(blocks: usize, macs: usize, threads: usize) -> usize {
 /// One part's output rows and scratch, handed to the thread that runs it.
 type PartSlot<'s> = Mutex<Option<(&'s mut [f32], &'s mut [f32])>>;
 
+/// `parts` slots, each with the next `per_part` values of `y` (the last part what is left)
+/// and `scratch.len() / parts` values of scratch: every part's output and scratch go to
+/// exactly one thread, through its own (uncontended) mutex.
+fn part_slots<'s>(
+    y: &'s mut [f32],
+    scratch: &'s mut [f32],
+    parts: usize,
+    per_part: usize,
+) -> [PartSlot<'s>; MAX_THREADS] {
+    let scratch_per_part = scratch.len() / parts.max(1);
+    let mut slots: [PartSlot; MAX_THREADS] = [const { Mutex::new(None) }; MAX_THREADS];
+    let (mut y_rest, mut s_rest) = (y, scratch);
+    for slot in slots.iter_mut().take(parts) {
+        let n = per_part.min(y_rest.len());
+        let (yp, yr) = std::mem::take(&mut y_rest).split_at_mut(n);
+        let (sp, sr) = std::mem::take(&mut s_rest).split_at_mut(scratch_per_part);
+        (y_rest, s_rest) = (yr, sr);
+        *slot.get_mut().unwrap_or_else(PoisonError::into_inner) = Some((yp, sp));
+    }
+    slots
+}
+
+/// Part `p`'s output and scratch, taken from its slot (once).
+fn take_slot<'s>(
+    slots: &[PartSlot<'s>; MAX_THREADS],
+    p: usize,
+) -> Option<(&'s mut [f32], &'s mut [f32])> {
+    slots[p]
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+}
+
 /// Runs the sparse convolution `f(conv, x, epi, y, scratch)` as `parts` parallel calls over
 /// ranges of whole output blocks (see [`sparse_parts`]); each part gets its own
 /// `scratch.len() / parts` values of scratch. Every output is computed by the same code in
@@ -183,24 +216,9 @@ pub fn sparse_conv_split(
     if parts <= 1 || out_hw == 0 {
         return f(conv, x, epi, y, scratch);
     }
-    let scratch_per_part = scratch.len() / parts;
-    // Each part's output rows and scratch go to exactly one part, through its own
-    // (uncontended) mutex.
-    let mut slots: [PartSlot; MAX_THREADS] = [const { Mutex::new(None) }; MAX_THREADS];
-    let (mut y_rest, mut s_rest) = (y, scratch);
-    for slot in slots.iter_mut().take(parts) {
-        let rows = (per_part * w.block).min(y_rest.len() / out_hw);
-        let (yp, yr) = std::mem::take(&mut y_rest).split_at_mut(rows * out_hw);
-        let (sp, sr) = std::mem::take(&mut s_rest).split_at_mut(scratch_per_part);
-        (y_rest, s_rest) = (yr, sr);
-        *slot.get_mut().unwrap_or_else(PoisonError::into_inner) = Some((yp, sp));
-    }
+    let slots = part_slots(y, scratch, parts, per_part * w.block * out_hw);
     pool.run(parts, &|p| {
-        let taken = slots[p]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some((yp, sp)) = taken {
+        if let Some((yp, sp)) = take_slot(&slots, p) {
             let (b0, b1) = (p * per_part, ((p + 1) * per_part).min(blocks));
             let o0 = b0 * w.block;
             let rows = yp.len() / out_hw;
@@ -271,22 +289,9 @@ pub fn winograd_split(
     if parts <= 1 || out_hw == 0 {
         return f(g, x, w, epi, y, scratch);
     }
-    let scratch_per_part = scratch.len() / parts;
-    let mut slots: [PartSlot; MAX_THREADS] = [const { Mutex::new(None) }; MAX_THREADS];
-    let (mut y_rest, mut s_rest) = (y, scratch);
-    for slot in slots.iter_mut().take(parts) {
-        let rows = (per_part * PANEL).min(y_rest.len() / out_hw);
-        let (yp, yr) = std::mem::take(&mut y_rest).split_at_mut(rows * out_hw);
-        let (sp, sr) = std::mem::take(&mut s_rest).split_at_mut(scratch_per_part);
-        (y_rest, s_rest) = (yr, sr);
-        *slot.get_mut().unwrap_or_else(PoisonError::into_inner) = Some((yp, sp));
-    }
+    let slots = part_slots(y, scratch, parts, per_part * PANEL * out_hw);
     pool.run(parts, &|p| {
-        let taken = slots[p]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some((yp, sp)) = taken {
+        if let Some((yp, sp)) = take_slot(&slots, p) {
             let first = p * per_part * PANEL;
             let oc = yp.len() / out_hw;
             let sub = ConvGeom { out_c: oc, ..*g };
