@@ -46,6 +46,9 @@ fn kernels(c: &mut Criterion) {
         ("conv1x1/56x56x24->144", geom(24, 56, 144, 1, 1, 1)),
         ("conv1x1/14x14x576->96", geom(576, 14, 96, 1, 1, 1)),
         ("conv1x1/7x7x320->1280", geom(320, 7, 1280, 1, 1, 1)),
+        // Xception's middle and exit flows.
+        ("conv1x1/19x19x728->728", geom(728, 19, 728, 1, 1, 1)),
+        ("conv1x1/10x10x1536->2048", geom(1536, 10, 2048, 1, 1, 1)),
         // ShuffleNet v1 (g=3) grouped pointwise.
         ("groupconv/1x1g3/28x28x240->60", geom(240, 28, 60, 1, 1, 3)),
         (

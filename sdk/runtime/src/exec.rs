@@ -60,6 +60,10 @@ pub enum Step {
         residual: Option<Range<usize>>,
         /// How the call may be split over threads (output channels).
         split: ChannelSplit,
+        /// A strided 1x1 convolution without padding, as its own geometry: its input's
+        /// strided pixels are first gathered into the scratch, and `geom` (stride 1) runs
+        /// on them, so the pointwise kernels cover it.
+        subsample: Option<ConvGeom>,
         /// Input range.
         x: Range<usize>,
         /// Output range.
@@ -285,7 +289,21 @@ pub fn lower(
     let xs = shape(node.inputs[0]);
     let step = match &node.op {
         Op::Conv(c) => {
-            let geom = conv_geom(graph, node, c);
+            let strided = conv_geom(graph, node, c);
+            let subsample = (c.kernel == [1, 1]
+                && strided.stride != [1, 1]
+                && strided.pads == [0; 4]
+                && strided.out_h * strided.out_w > 0)
+                .then_some(strided);
+            let geom = match subsample {
+                Some(g) => ConvGeom {
+                    in_h: g.out_h,
+                    in_w: g.out_w,
+                    stride: [1, 1],
+                    ..g
+                },
+                None => strided,
+            };
             let f = if c.kernel == [1, 1] && c.groups == 1 {
                 table.conv1x1
             } else if geom.groups == geom.in_c && geom.in_c == geom.out_c {
@@ -303,6 +321,7 @@ pub fn lower(
                 act: residual.map_or(c.activation, |r| r.activation),
                 residual: residual.map(|r| range(r.skip)),
                 split: ChannelSplit::for_conv(&geom),
+                subsample,
                 x,
                 y: residual.map_or(y, |r| range(r.out)),
             }
@@ -448,8 +467,23 @@ fn split<'s>(arena: &'s mut [f32], y: &Range<usize>) -> (Split<'s>, &'s mut [f32
 }
 
 impl Step {
+    /// Scratch values the step needs besides the sparse and Winograd ones (which session
+    /// creation sizes as it lowers them): the gathered input of a strided pointwise
+    /// convolution.
+    pub fn scratch_len(&self) -> usize {
+        match self {
+            Step::Conv {
+                geom,
+                subsample: Some(_),
+                ..
+            } => geom.in_c * geom.in_h * geom.in_w,
+            _ => 0,
+        }
+    }
+
     /// Runs the step; `w` resolves weights, `sparse` holds the session's sparse indices
-    /// and `scratch` the sparse convolutions' im2col buffer and the Winograd blocks; splittable convolutions use
+    /// and `scratch` the sparse convolutions' im2col buffer, the Winograd blocks and the
+    /// gathered input of strided pointwise convolutions; splittable convolutions use
     /// `pool` if given.
     pub fn run<'w>(
         &self,
@@ -543,6 +577,7 @@ impl Step {
                 act,
                 residual,
                 split: channels,
+                subsample,
                 x,
                 y,
             } => {
@@ -552,11 +587,19 @@ impl Step {
                     residual: residual.as_ref().map(|r| src.get(r)),
                     activation: *act,
                 };
+                let x = match subsample {
+                    Some(strided) => {
+                        let gathered = &mut scratch[..geom.in_c * geom.in_h * geom.in_w];
+                        kernels::subsample(strided, src.get(x), gathered);
+                        &*gathered
+                    }
+                    None => src.get(x),
+                };
                 match pool {
                     Some(pool) if *channels != ChannelSplit::None => {
-                        conv_split(pool, *channels, *f, geom, src.get(x), w(*weight), &epi, out)
+                        conv_split(pool, *channels, *f, geom, x, w(*weight), &epi, out)
                     }
-                    _ => f(geom, src.get(x), w(*weight), &epi, out),
+                    _ => f(geom, x, w(*weight), &epi, out),
                 }
             }
             Step::Gemm {

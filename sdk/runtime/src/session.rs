@@ -157,11 +157,10 @@ impl<'a> Session<'a> {
             }
             let refs = &weights.refs;
             let weight = |id: WeightId| refs[id as usize].unwrap_or(WeightRef::Mapped(id));
-            steps.extend(
-                lower(graph, &plan, &table, &weight, node, residual)
-                    .into_iter()
-                    .map(|s| (k, s)),
-            );
+            for step in lower(graph, &plan, &table, &weight, node, residual) {
+                weights.scratch_len = weights.scratch_len.max(step.scratch_len());
+                steps.push((k, step));
+            }
         }
         let SessionWeights {
             owned,
@@ -351,7 +350,8 @@ struct SessionWeights<'m, 'a> {
     /// Dense form of each weight (`None` for a sparse weight not decoded).
     refs: Vec<Option<WeightRef>>,
     sparse: Vec<SparseIndex>,
-    /// Largest im2col scratch of the sparse convolutions, in values.
+    /// Largest scratch of any step (sparse im2col, Winograd blocks, gathered strided
+    /// input), in values.
     scratch_len: usize,
     report: SessionReport,
 }

@@ -280,4 +280,4 @@ pub use binary::binary;
 /// Per-channel `y = act(x * scale[c] + shift[c])` over `[C, hw]`.
 pub use binary::scale_shift;
 /// Channel shuffle, global average pool, padding and softmax (memory-bound glue).
-pub use layout_ops::{channel_shuffle, global_avg_pool, pad, softmax};
+pub use layout_ops::{channel_shuffle, global_avg_pool, pad, softmax, subsample};

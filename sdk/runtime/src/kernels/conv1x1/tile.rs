@@ -39,7 +39,16 @@ pub(super) trait TileWeights<const R: usize>: Copy {
     fn splat<S: Simd>(self, s: S, c: Self::Col) -> [S::V; R];
     /// [`TileWeights::splat`] of the four columns of `q`.
     fn splat_quad<S: Simd>(self, s: S, q: Self::Quad) -> [[S::V; R]; 4];
+    /// Prefetches the weights a few columns after `c` (those of large layers come from
+    /// memory, each used by only a few pixel tiles).
+    #[inline(always)]
+    fn prefetch<S: Simd>(self, s: S, c: Self::Col) {
+        let _ = (s, c);
+    }
 }
+
+/// How far ahead [`PanelRows`] prefetches, in `f32` values.
+const PREFETCH_AHEAD: usize = 512;
 
 /// Rows `H * R .. (H + 1) * R` of one [`Panel8`](prunus_format::Layout::Panel8) panel,
 /// given as its `K` columns of 8 (`H` is a const so the row index is too).
@@ -73,6 +82,11 @@ impl<'a, const R: usize, const H: usize> TileWeights<R> for PanelRows<'a, H> {
         let mut out = [s.zero(); R];
         out.copy_from_slice(&all[H * R..(H + 1) * R]);
         out
+    }
+
+    #[inline(always)]
+    fn prefetch<S: Simd>(self, s: S, c: Self::Col) {
+        s.prefetch(c.as_ptr().wrapping_add(PREFETCH_AHEAD));
     }
 
     #[inline(always)]
@@ -185,6 +199,7 @@ pub(super) fn tile<S: Simd, W: TileWeights<R>, const R: usize, const NV: usize>(
         // exit, so LLVM keeps the whole tile in registers (a second exit made it spill
         // accumulators every iteration, halving AVX2 throughput).
         for (c, xrow) in w.cols().zip(x.chunks_exact(plane)) {
+            w.prefetch(s, c);
             rank1::<S, R, NV>(s, w.splat(s, c), &xrow[col..col + n], &mut acc);
         }
         return acc;

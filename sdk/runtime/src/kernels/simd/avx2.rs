@@ -80,6 +80,13 @@ impl Simd for Avx2 {
     }
 
     #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program,
+        // whatever the address (SSE, implied by the token).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+    }
+
+    #[inline(always)]
     fn fma(self, acc: __m256, a: __m256, b: __m256) -> __m256 {
         // SAFETY: the token proves FMA is available.
         unsafe { _mm256_fmadd_ps(a, b, acc) }

@@ -73,6 +73,13 @@ impl Simd for Avx512 {
     }
 
     #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        // SAFETY: a prefetch is a hint: it never faults and reads nothing into the program,
+        // whatever the address (SSE, implied by the token).
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+    }
+
+    #[inline(always)]
     fn fma(self, acc: __m512, a: __m512, b: __m512) -> __m512 {
         // SAFETY: the token proves AVX-512F is available.
         unsafe { _mm512_fmadd_ps(a, b, acc) }

@@ -145,6 +145,14 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
         s[..n].copy_from_slice(&buf[..n]);
     }
 
+    /// Hints the CPU to fetch the cache line holding `p` into L1 (x86 `prefetcht0`; a no-op
+    /// elsewhere). Never dereferences `p`: any address, even one past an allocation (made
+    /// with `wrapping_add`), is allowed.
+    #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        let _ = p;
+    }
+
     /// `acc + a * b`, fused (one rounding).
     fn fma(self, acc: Self::V, a: Self::V, b: Self::V) -> Self::V;
 
