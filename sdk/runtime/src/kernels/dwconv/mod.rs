@@ -1,7 +1,12 @@
 //! Depthwise convolutions (`groups == in_c == out_c`, OIHW weights `[C, 1, KH, KW]`) on CHW
 //! data with fused bias and activation.
 //!
-//! [`depthwise_simd`] dispatches by shape: 3x3 stride 2 with one column of left padding on
+//! [`depthwise_simd`] dispatches by shape: small planes (7-column outputs, and 5x5 kernels
+//! on planes of up to 512 padded pixels) on ISAs of 8 or more lanes run `packed.rs`,
+//! vectorised across channels instead of along rows (AVX-512, 7x7x576 5x5: 80 -> 33 µs;
+//! 7x7x960 3x3: 40 -> 32 µs; 14x14x288 5x5 stride 2: 49 -> 21 µs; 14x14x672 5x5: 134 ->
+//! 122 µs; MobileNetV3-Small 1.13 -> 0.98 ms; 3x3 on 14x14 planes stays on the row kernels,
+//! 1.2-1.7x faster there); 3x3 stride 2 with one column of left padding on
 //! rows of even width (MobileNet's down-sampling layers) runs `3x3s2.rs`, which reads the
 //! input rows in place; 3x3 and 5x5 kernels with stride 1 or 2 and dilation 1, any
 //! (asymmetric) padding, run the row-vectorised kernel of `kxk.rs`, written once generic
@@ -48,12 +53,14 @@ mod in_place_3x3s1;
 #[path = "3x3s2.rs"]
 mod in_place_3x3s2;
 mod kxk;
+mod packed;
 #[cfg(test)]
 mod tests;
 
 use in_place_3x3s1::InPlace3x3S1;
 use in_place_3x3s2::InPlace3x3S2;
 use kxk::DepthwiseKxK;
+use packed::Packed;
 
 use crate::kernels::conv;
 use crate::kernels::simd::Simd;
@@ -74,6 +81,7 @@ pub fn depthwise_simd<S: Simd>(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogu
         Some(s) if fast => {
             check(g, x, w, epi, y);
             match (g.kernel, g.stride) {
+                _ if Packed::fits::<S>(g) => s.vectorize(Packed { g, x, w, epi, y }),
                 ([3, 3], [1, 1]) if InPlace3x3S1::fits::<S>(g) => {
                     s.vectorize(InPlace3x3S1 { g, x, w, epi, y })
                 }
@@ -103,7 +111,9 @@ pub fn depthwise_simd2<Wide: Simd, Narrow: Simd>(
     y: &mut [f32],
 ) {
     let in_place_narrow = !InPlace3x3S2::fits::<Wide>(g) && InPlace3x3S2::fits::<Narrow>(g);
-    if g.out_w <= Narrow::LANES || in_place_narrow {
+    if Packed::fits::<Wide>(g) {
+        depthwise_simd::<Wide>(g, x, w, epi, y)
+    } else if g.out_w <= Narrow::LANES || in_place_narrow {
         depthwise_simd::<Narrow>(g, x, w, epi, y)
     } else {
         depthwise_simd::<Wide>(g, x, w, epi, y)

@@ -7,6 +7,7 @@ use super::depthwise_simd;
 use super::in_place_3x3s1::InPlace3x3S1;
 use super::in_place_3x3s2::InPlace3x3S2;
 use super::kxk::{DepthwiseKxK, STRIP};
+use super::packed::Packed;
 use crate::kernels::ConvFn;
 use crate::kernels::activation::test_support::*;
 use crate::kernels::conv::reference::{Case, run_each};
@@ -144,6 +145,63 @@ fn in_place_matches_copying<S: Simd, const ST: usize>(
     assert_eq!(bits(&got), bits(&want), "{name} {g:?}");
 }
 
+/// The channel-packed kernel and the row kernel (`K`x`K`, stride `ST`) give the same bits
+/// on `S`, for the cases the packed kernel takes.
+fn packed_matches_rows<S: Simd, const K: usize, const ST: usize>(
+    s: S,
+    case: &Case,
+    act: Activation,
+    seed: u64,
+) {
+    let g = case.geom();
+    if !Packed::fits::<S>(&g) {
+        return;
+    }
+    let mut r = rng(seed);
+    let x = fill(&mut r, g.in_c * g.in_h * g.in_w);
+    let w = fill(&mut r, g.in_c * K * K);
+    let bias = fill(&mut r, g.out_c);
+    let epi = Epilogue::new(Some(&bias), act);
+    let mut want = vec![f32::NAN; g.out_c * g.out_h * g.out_w];
+    let mut got = want.clone();
+    let (g, x, w, epi) = (&g, &x[..], &w[..], &epi);
+    s.vectorize(DepthwiseKxK::<K, ST> {
+        g,
+        x,
+        w,
+        epi,
+        y: &mut want,
+    });
+    s.vectorize(Packed {
+        g,
+        x,
+        w,
+        epi,
+        y: &mut got,
+    });
+    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let name = std::any::type_name::<S>();
+    assert_eq!(bits(&got), bits(&want), "{name} {g:?}");
+}
+
+/// [`packed_matches_rows`] on every SIMD ISA this CPU has.
+fn each_isa_packed<const K: usize, const ST: usize>(case: &Case, act: Activation, seed: u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::kernels::simd::{Avx2, Avx512};
+        if let Some(s) = Avx2::detect() {
+            packed_matches_rows::<_, K, ST>(s, case, act, seed);
+        }
+        if let Some(s) = Avx512::detect() {
+            packed_matches_rows::<_, K, ST>(s, case, act, seed);
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if let Some(s) = crate::kernels::simd::Neon::detect() {
+        packed_matches_rows::<_, K, ST>(s, case, act, seed);
+    }
+}
+
 /// [`in_place_matches_copying`] on every SIMD ISA this CPU has.
 fn each_isa_in_place<const ST: usize>(case: &Case, act: Activation, seed: u64) {
     #[cfg(target_arch = "x86_64")]
@@ -207,6 +265,18 @@ proptest! {
         case in dw_case(5, 2), act in any_activation(), bias in any::<bool>(), seed in any::<u64>(),
     ) {
         run_each(&kernels(), case, act, bias, seed)?;
+    }
+
+    #[test]
+    fn dw_packed_gives_the_row_kernels_bits(
+        cases in (dw_case(3, 1), dw_case(3, 2), dw_case(5, 1), dw_case(5, 2)),
+        act in any_activation(),
+        seed in any::<u64>(),
+    ) {
+        each_isa_packed::<3, 1>(&cases.0, act, seed);
+        each_isa_packed::<3, 2>(&cases.1, act, seed);
+        each_isa_packed::<5, 1>(&cases.2, act, seed);
+        each_isa_packed::<5, 2>(&cases.3, act, seed);
     }
 
     #[test]
