@@ -67,6 +67,8 @@ mod avx2;
 mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+#[cfg(target_arch = "aarch64")]
+mod neon_pointwise;
 
 pub use activation::VecActivation;
 #[cfg(target_arch = "x86_64")]
@@ -151,6 +153,23 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
     #[inline(always)]
     fn prefetch(self, p: *const f32) {
         let _ = p;
+    }
+
+    /// This ISA's pointwise micro-kernel in assembly, if it has one: the 8 x `3 * LANES`
+    /// tile `acc[r][v] = sum_k w[k][r] * x[k * plane + col + v * LANES ..][..LANES]` over
+    /// the `K = w.len()` columns of one [`Panel8`](prunus_format::Layout::Panel8) panel,
+    /// as the generic tile of the pointwise kernels computes it. `None` (the default): use
+    /// the generic tile. NEON has one (`neon_pointwise.rs`).
+    #[inline(always)]
+    fn panel_tile_8x3(
+        self,
+        x: &[f32],
+        plane: usize,
+        col: usize,
+        w: &[[f32; 8]],
+    ) -> Option<[[Self::V; 3]; 8]> {
+        let _ = (x, plane, col, w);
+        None
     }
 
     /// `acc + a * b`, fused (one rounding).

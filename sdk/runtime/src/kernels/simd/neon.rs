@@ -30,6 +30,17 @@ impl Simd for Neon {
     }
 
     #[inline(always)]
+    fn panel_tile_8x3(
+        self,
+        x: &[f32],
+        plane: usize,
+        col: usize,
+        w: &[[f32; 8]],
+    ) -> Option<[[float32x4_t; 3]; 8]> {
+        Some(super::neon_pointwise::panel_tile_8x12(x, plane, col, w))
+    }
+
+    #[inline(always)]
     fn splat(self, v: f32) -> float32x4_t {
         // SAFETY: the token proves NEON is available.
         unsafe { vdupq_n_f32(v) }
