@@ -78,6 +78,77 @@ impl Span {
         }
     }
 
+    /// [`Span::copy`] of the element-wise maximum of `rows` (at least one), read straight
+    /// from the rows: max pooling's vertical maxima, with no intermediate row to reload
+    /// (reloading one, its last vector overlapping two recent stores, missed store
+    /// forwarding on every row).
+    #[inline(always)]
+    pub(crate) fn copy_max<S: Simd, const ST: usize>(
+        &self,
+        s: S,
+        rows: &[&[f32]],
+        mut phases: [&mut [f32]; ST],
+    ) {
+        let Span { lo, hi, start } = *self;
+        let (n, l) = (hi - lo, S::LANES);
+        if n == 0 || rows.is_empty() {
+            return;
+        }
+        // The maximum of the rows' value at column `start + at`.
+        let smax = |at: usize| -> f32 {
+            rows.iter()
+                .map(|r| r[start + at])
+                .fold(f32::NEG_INFINITY, f32::max)
+        };
+        match &mut phases[..] {
+            [slot] => {
+                let dst = &mut slot[lo..hi];
+                if n < l {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = smax(i);
+                    }
+                    return;
+                }
+                for at in (0..n - l).step_by(l) {
+                    s.store(max_at(s, rows, start + at), &mut dst[at..at + l]);
+                }
+                s.store(max_at(s, rows, start + n - l), &mut dst[n - l..]);
+            }
+            [even, odd] => {
+                let mut at = 0;
+                if lo % 2 == 1 {
+                    odd[lo / 2] = smax(0);
+                    at = 1;
+                }
+                let (m, base) = ((n - at) / 2, (lo + at) / 2);
+                let (e, o) = (&mut even[base..base + m], &mut odd[base..base + m]);
+                if m < l {
+                    for (j, (e, o)) in e.iter_mut().zip(o.iter_mut()).enumerate() {
+                        (*e, *o) = (smax(at + 2 * j), smax(at + 2 * j + 1));
+                    }
+                } else {
+                    let mut j = 0;
+                    loop {
+                        let p = j.min(m - l);
+                        let c = start + at + 2 * p;
+                        let (a, b) = (max_at(s, rows, c), max_at(s, rows, c + l));
+                        let (ev, ov) = s.deinterleave(a, b);
+                        s.store(ev, &mut e[p..p + l]);
+                        s.store(ov, &mut o[p..p + l]);
+                        j += l;
+                        if j >= m {
+                            break;
+                        }
+                    }
+                }
+                if (n - at) % 2 == 1 {
+                    even[base + m] = smax(n - 1);
+                }
+            }
+            _ => unreachable!("row copy: stride {ST} has no row layout"),
+        }
+    }
+
     /// Sets the span's positions to zero (a row of the vertical padding in a slot whose
     /// padding is already zero), by whole vectors: positions past the span's end may be
     /// zeroed too, so each phase needs a vector of room past its share of `need`.
@@ -176,6 +247,17 @@ fn deinterleave<S: Simd>(s: S, pairs: &[f32], even: &mut [f32], odd: &mut [f32])
         s.store(ev, &mut e[at..]);
         s.store(ov, &mut o[at..]);
     }
+}
+
+/// The element-wise maximum of the vectors at `rows[..][at..]` (a function: a closure LLVM
+/// does not inline is compiled without the ISA's features).
+#[inline(always)]
+fn max_at<S: Simd>(s: S, rows: &[&[f32]], at: usize) -> S::V {
+    let mut m = s.load(&rows[0][at..]);
+    for r in &rows[1..] {
+        m = s.max(m, s.load(&r[at..]));
+    }
+    m
 }
 
 /// `dst = src` with vector loads and stores: rows of up to 4 vectors as 2 or 4 vectors at
