@@ -78,28 +78,25 @@ impl Span {
         }
     }
 
-    /// [`Span::copy`] of the element-wise maximum of `rows` (at least one), read straight
-    /// from the rows: max pooling's vertical maxima, with no intermediate row to reload
-    /// (reloading one, its last vector overlapping two recent stores, missed store
-    /// forwarding on every row).
+    /// [`Span::copy`] of the element-wise maximum of `rows` (a window of fewer rows repeats
+    /// one: the maximum is the same), read straight from the rows: max pooling's vertical
+    /// maxima, with no intermediate row to reload (reloading one, its last vector
+    /// overlapping two recent stores, missed store forwarding on every row).
     #[inline(always)]
-    pub(crate) fn copy_max<S: Simd, const ST: usize>(
+    pub(crate) fn copy_max<S: Simd, const ST: usize, const K: usize>(
         &self,
         s: S,
-        rows: &[&[f32]],
+        rows: [&[f32]; K],
         mut phases: [&mut [f32]; ST],
     ) {
         let Span { lo, hi, start } = *self;
         let (n, l) = (hi - lo, S::LANES);
-        if n == 0 || rows.is_empty() {
+        if n == 0 || K == 0 {
             return;
         }
-        // The maximum of the rows' value at column `start + at`.
-        let smax = |at: usize| -> f32 {
-            rows.iter()
-                .map(|r| r[start + at])
-                .fold(f32::NEG_INFINITY, f32::max)
-        };
+        let rows = rows.map(|r| &r[start..start + n]);
+        // The maximum of the rows' value at column `at`.
+        let smax = |at: usize| -> f32 { rows.iter().fold(f32::NEG_INFINITY, |m, r| m.max(r[at])) };
         match &mut phases[..] {
             [slot] => {
                 let dst = &mut slot[lo..hi];
@@ -109,10 +106,15 @@ impl Span {
                     }
                     return;
                 }
-                for at in (0..n - l).step_by(l) {
-                    s.store(max_at(s, rows, start + at), &mut dst[at..at + l]);
+                let mut at = 0;
+                loop {
+                    let a = at.min(n - l);
+                    s.store(max_at(s, &rows, a), &mut dst[a..a + l]);
+                    at += l;
+                    if at >= n {
+                        break;
+                    }
                 }
-                s.store(max_at(s, rows, start + n - l), &mut dst[n - l..]);
             }
             [even, odd] => {
                 let mut at = 0;
@@ -130,8 +132,8 @@ impl Span {
                     let mut j = 0;
                     loop {
                         let p = j.min(m - l);
-                        let c = start + at + 2 * p;
-                        let (a, b) = (max_at(s, rows, c), max_at(s, rows, c + l));
+                        let c = at + 2 * p;
+                        let (a, b) = (max_at(s, &rows, c), max_at(s, &rows, c + l));
                         let (ev, ov) = s.deinterleave(a, b);
                         s.store(ev, &mut e[p..p + l]);
                         s.store(ov, &mut o[p..p + l]);
@@ -249,13 +251,17 @@ fn deinterleave<S: Simd>(s: S, pairs: &[f32], even: &mut [f32], odd: &mut [f32])
     }
 }
 
-/// The element-wise maximum of the vectors at `rows[..][at..]` (a function: a closure LLVM
-/// does not inline is compiled without the ISA's features).
+/// The element-wise maximum of the vectors at `rows[..][at..]`, `at + LANES` at most the
+/// rows' common length (a function: a closure LLVM does not inline is compiled without the
+/// ISA's features).
 #[inline(always)]
-fn max_at<S: Simd>(s: S, rows: &[&[f32]], at: usize) -> S::V {
-    let mut m = s.load(&rows[0][at..]);
-    for r in &rows[1..] {
-        m = s.max(m, s.load(&r[at..]));
+fn max_at<S: Simd, const K: usize>(s: S, rows: &[&[f32]; K], at: usize) -> S::V {
+    let l = S::LANES;
+    // SAFETY: every caller passes `at + LANES <=` the length the rows were all cut to.
+    let mut m = s.load(unsafe { rows[0].get_unchecked(at..at + l) });
+    for &r in &rows[1..] {
+        // SAFETY: as above.
+        m = s.max(m, s.load(unsafe { r.get_unchecked(at..at + l) }));
     }
     m
 }
