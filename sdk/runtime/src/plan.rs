@@ -6,7 +6,7 @@
 //! - a `Concat` input computed by an op is written straight into its channel range of the
 //!   concat output, so the concat itself copies nothing for it.
 //!
-//! A residual `Add` fused into its convolution ([`Residual`]) is planned as that
+//! A residual `Add` fused into its convolution (`Residual`) is planned as that
 //! convolution reading the skip tensor and writing the Add's output: the skip lives until
 //! the convolution runs, never shares memory with the output (the kernels could read each
 //! residual value before writing the same element, but the planner does not rely on it),

@@ -1,7 +1,7 @@
 //! Element-wise binary ops with broadcasting (`y = act(a op b)`) and per-channel
 //! scale-and-shift (`y = act(x * scale[c] + shift[c])`).
 //!
-//! Both work in blocks of [`BLOCK`] values: the arithmetic pass over a block is one tight,
+//! Both work in blocks of `BLOCK` values: the arithmetic pass over a block is one tight,
 //! vectorisable loop per [`BinaryKind`], and the activation then runs over the same block
 //! while it is still in L1, instead of a second pass over the whole (cache-cold) tensor.
 

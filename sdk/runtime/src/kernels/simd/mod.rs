@@ -57,8 +57,10 @@
 //! `&x[i..i + NV * S::LANES]` once, then load at constant offsets inside it).
 //!
 //! Only what the kernels need is here: splat (one value or each of an array), load/store (full and partial), fma, add, mul,
-//! max, min, deinterleave (of two vectors, or while loading), a per-lane scalar fallback ([`Simd::map_lanes`], for Sigmoid) and loads/stores of several consecutive vectors at once ([`Simd::load_n`], [`Simd::store_n`]). The fused
-//! bias + activation epilogue built on them is [`VecActivation`].
+//! max, min, deinterleave (of two vectors, or while loading), a per-lane scalar fallback ([`Simd::map_lanes`], for Sigmoid) and loads/stores of several consecutive vectors at once ([`Simd::load_n`], [`Simd::store_n`]),
+//! a prefetch hint ([`Simd::prefetch`]), and one hook for an ISA's own assembly micro-kernel
+//! ([`Simd::panel_tile_8x3`], NEON's pointwise tile). The fused bias + activation epilogue
+//! built on them is [`VecActivation`].
 
 mod activation;
 #[cfg(target_arch = "x86_64")]
