@@ -79,8 +79,8 @@ impl SimdKernel for Packed<'_> {
         let (ph, pw) = padded(g);
         let (ihw, ohw, taps) = (g.in_h * g.in_w, g.out_h * g.out_w, kh * kw);
         let act = VecActivation::new(s, epi.activation);
-        // Lanes past the last channel keep the previous group's values: computed, never
-        // stored. The padding border is zeroed once and never written.
+        // Lanes past the last channel read zero inputs and the previous group's weights:
+        // computed, never stored. The padding border is zeroed once and never written.
         let mut padded_in = [0.0f32; MAX_PADDED * MAX_LANES];
         let mut out = [0.0f32; MAX_OUT * MAX_LANES];
         let mut wt = [0.0f32; MAX_TAPS * MAX_LANES];

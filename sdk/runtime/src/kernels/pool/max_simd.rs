@@ -85,7 +85,7 @@ impl<const K: usize, const ST: usize> SimdKernel for MaxPool<'_, K, ST> {
                 // The input columns the strip reads.
                 let c0 = ix0.max(0) as usize;
                 let c1 = ((ix0 + need as isize).max(0) as usize).min(g.in_w).max(c0);
-                // The vertical maxima row holds columns c0..c1; the slot's padding is -inf.
+                // The window rows are cut to columns c0..c1; the slots' padding is -inf.
                 let span = Span::new(ix0 - c0 as isize, need, c1 - c0);
                 if padded != Some(ox0) {
                     for slot in slots.chunks_exact_mut(SLOT) {
