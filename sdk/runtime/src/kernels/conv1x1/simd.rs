@@ -22,7 +22,7 @@ use super::portable;
 use super::tile::{PanelRows, RowMajorRows, TileOut, TileWeights, tile, tile_partial};
 use crate::kernels::conv::conv_generic;
 use crate::kernels::gemm::gemm_simd;
-use crate::kernels::simd::{Simd, SimdKernel, VecActivation};
+use crate::kernels::simd::{PanelActivation, PanelEpilogue, Simd, SimdKernel, VecActivation};
 use crate::kernels::{ConvGeom, Epilogue};
 
 /// Input values per pixel block (64 KiB of f32; measured as for the portable kernel).
@@ -30,6 +30,9 @@ const BLOCK_VALUES: usize = 16384;
 
 /// Most tiles per pixel block (bounds the block for thin inputs).
 const MAX_BLOCK_TILES: usize = 16;
+
+/// The bias of a panel of a convolution without one.
+const NO_BIAS: [f32; PANEL] = [0.0; PANEL];
 
 /// 1x1 convolution, `groups == 1`, on Panel8 `[O, I]` weights, any stride and padding
 /// (strided or padded ones, and CPUs without `S`, run the portable kernel).
@@ -157,6 +160,7 @@ impl Pointwise<'_> {
         let (icg, ocg) = (ic / groups, oc / groups);
         let hw = g.in_h * g.in_w;
         let act = VecActivation::new(s, epi.activation);
+        let asm_act = PanelActivation::of(epi.activation);
         let tw = NV * S::LANES;
         let block = (BLOCK_VALUES / icg / tw).clamp(1, MAX_BLOCK_TILES) * tw;
         let mut b0 = 0;
@@ -181,13 +185,26 @@ impl Pointwise<'_> {
                             rows,
                             residual: epi.residual.map(|r| &r[o0 * hw..(o0 + rows) * hw]),
                         };
+                        let asm = match (R == PANEL && rows == PANEL, asm_act) {
+                            (true, Some(act)) => Some(AsmPanel {
+                                w: wp,
+                                epi: PanelEpilogue {
+                                    bias: epi.bias.map_or(&NO_BIAS, |b| {
+                                        b[o0..o0 + PANEL].try_into().expect("8 biases")
+                                    }),
+                                    residual: out.residual,
+                                    act,
+                                },
+                            }),
+                            _ => None,
+                        };
                         let yt = &mut y[o0 * hw..(o0 + rows) * hw];
+                        let w0 = PanelRows::<0>(wp);
                         match h {
-                            0 => {
-                                pixels::<S, _, R, NV>(s, PanelRows::<0>(wp), x, &out, yt, hw, &cols)
-                            }
+                            0 => pixels::<S, _, R, NV>(s, w0, asm, x, &out, yt, hw, &cols),
                             _ => {
-                                pixels::<S, _, R, NV>(s, PanelRows::<1>(wp), x, &out, yt, hw, &cols)
+                                let w1 = PanelRows::<1>(wp);
+                                pixels::<S, _, R, NV>(s, w1, None, x, &out, yt, hw, &cols)
                             }
                         }
                     }
@@ -210,7 +227,7 @@ impl Pointwise<'_> {
                             residual: epi.residual.map(|r| &r[o0 * hw..(o0 + rows) * hw]),
                         };
                         let yt = &mut y[o0 * hw..(o0 + rows) * hw];
-                        pixels::<S, _, R, NV>(s, wr, xg, &out, yt, hw, &cols);
+                        pixels::<S, _, R, NV>(s, wr, None, xg, &out, yt, hw, &cols);
                     }
                 }
             }
@@ -235,11 +252,22 @@ fn tile_bias<S: Simd, const R: usize>(
     out
 }
 
-/// One weight tile over the pixel range `cols` of planes of `hw` values.
+/// A whole 8-row panel's weights and epilogue, for the ISA's assembly tile
+/// ([`Simd::panel_tile_8x3`]).
+#[derive(Clone, Copy)]
+struct AsmPanel<'a> {
+    w: &'a [[f32; PANEL]],
+    epi: PanelEpilogue<'a>,
+}
+
+/// One weight tile over the pixel range `cols` of planes of `hw` values; its full tiles by
+/// the ISA's assembly tile where it has one and `asm` is given.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn pixels<S: Simd, W: TileWeights<R>, const R: usize, const NV: usize>(
     s: S,
     w: W,
+    asm: Option<AsmPanel>,
     x: &[f32],
     out: &TileOut<S, R>,
     y: &mut [f32],
@@ -250,7 +278,13 @@ fn pixels<S: Simd, W: TileWeights<R>, const R: usize, const NV: usize>(
     let tw = NV * l;
     let mut col = cols.start;
     while col + tw <= cols.end {
-        out.store(s, tile::<S, W, R, NV>(s, w, x, hw, col), y, hw, col, tw);
+        let done = match &asm {
+            Some(a) if NV == 3 => s.panel_tile_8x3(x, hw, col, a.w, &a.epi, y),
+            _ => false,
+        };
+        if !done {
+            out.store(s, tile::<S, W, R, NV>(s, w, x, hw, col), y, hw, col, tw);
+        }
         col += tw;
     }
     while col + l <= cols.end {

@@ -130,3 +130,57 @@ fn large_planes_cross_pixel_blocks() {
     )
     .unwrap();
 }
+
+/// NEON's assembly tile (epilogue included) gives the bits of the generic tile and
+/// epilogue it replaces: the two compute overlapping pixels at a plane's tail, and which one
+/// computes a pixel depends on the split into blocks and threads.
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn neon_asm_tile_gives_the_generic_tiles_bits() {
+    use super::tile::{PanelRows, TileOut, tile};
+    use crate::kernels::simd::{Neon, PanelActivation, PanelEpilogue, Simd, VecActivation};
+
+    let s = Neon::detect().expect("NEON is baseline on aarch64");
+    let mut r = rng(7);
+    for act in ALL_ACTIVATIONS {
+        let Some(asm_act) = PanelActivation::of(act) else {
+            continue;
+        };
+        for (k, plane) in [(1, 12), (2, 13), (3, 29), (16, 12), (37, 31)] {
+            // Values spread over the activations' interesting ranges (Clip, HardSwish).
+            let scaled = |v: Vec<f32>| v.into_iter().map(|v| v * 8.0).collect::<Vec<_>>();
+            let x = scaled(fill(&mut r, k * plane));
+            let w = pack_panel8(&fill(&mut r, 8 * k), 8, k);
+            let bias: [f32; 8] = fill(&mut r, 8).try_into().unwrap();
+            let res = scaled(fill(&mut r, 8 * plane));
+            for residual in [None, Some(&res[..])] {
+                for col in [0, plane - 12] {
+                    let panel = w.as_chunks::<8>().0;
+                    let out = TileOut {
+                        bias: s.splat_each(&bias),
+                        act: &VecActivation::new(s, act),
+                        rows: 8,
+                        residual,
+                    };
+                    let mut want = vec![f32::NAN; 8 * plane];
+                    let acc = tile::<Neon, _, 8, 3>(s, PanelRows::<0>(panel), &x, plane, col);
+                    out.store(s, acc, &mut want, plane, col, 12);
+                    let epi = PanelEpilogue {
+                        bias: &bias,
+                        residual,
+                        act: asm_act,
+                    };
+                    let mut got = vec![f32::NAN; 8 * plane];
+                    assert!(s.panel_tile_8x3(&x, plane, col, panel, &epi, &mut got));
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "{act:?} K={k} plane={plane} col={col} residual={}",
+                        residual.is_some()
+                    );
+                }
+            }
+        }
+    }
+}

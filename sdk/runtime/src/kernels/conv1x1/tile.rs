@@ -13,9 +13,11 @@
 //! Output rows are then stored directly, with no transpose. Weights are read in place
 //! through [`TileWeights`]: a [`Panel8`] panel (ungrouped) or row-major rows (grouped
 //! convolutions). NEON's full 8 x 3 tiles on Panel8 weights run its assembly micro-kernel
-//! ([`Simd::panel_tile_8x3`]: 27 instructions per 24 FMAs, where this generic loop took
-//! 120 per 96; MobileNetV2 122.9 -> 115.8 M instructions per inference); row-major ones
-//! take 140 per 96 (45 per 24 with scalar weight loads).
+//! instead, epilogue and store included ([`Simd::panel_tile_8x3`], called by the pointwise
+//! kernel: 27 instructions per 24 FMAs, where this generic loop took 120 per 96;
+//! MobileNetV2 122.9 -> 115.8 M instructions per inference, and with the epilogue
+//! in assembly too, about 250 -> 90 per tile); row-major ones take 140 per 96 (45 per 24
+//! with scalar weight loads).
 //!
 //! [`Panel8`]: prunus_format::Layout::Panel8
 
@@ -40,19 +42,6 @@ pub(super) trait TileWeights<const R: usize>: Copy {
     fn splat<S: Simd>(self, s: S, c: Self::Col) -> [S::V; R];
     /// [`TileWeights::splat`] of the four columns of `q`.
     fn splat_quad<S: Simd>(self, s: S, q: Self::Quad) -> [[S::V; R]; 4];
-    /// The whole tile by the ISA's assembly micro-kernel
-    /// ([`Simd::panel_tile_8x3`]), where it has one for this tile shape and layout.
-    #[inline(always)]
-    fn asm_tile<S: Simd, const NV: usize>(
-        self,
-        s: S,
-        x: &[f32],
-        plane: usize,
-        col: usize,
-    ) -> Option<[[S::V; NV]; R]> {
-        let _ = (s, x, plane, col);
-        None
-    }
     /// Prefetches the weights a few columns after `c` (those of large layers come from
     /// memory, each used by only a few pixel tiles).
     #[inline(always)]
@@ -101,25 +90,6 @@ impl<'a, const R: usize, const H: usize> TileWeights<R> for PanelRows<'a, H> {
     #[inline(always)]
     fn prefetch<S: Simd>(self, s: S, c: Self::Col) {
         s.prefetch(c.as_ptr().wrapping_add(PREFETCH_AHEAD));
-    }
-
-    #[inline(always)]
-    fn asm_tile<S: Simd, const NV: usize>(
-        self,
-        s: S,
-        x: &[f32],
-        plane: usize,
-        col: usize,
-    ) -> Option<[[S::V; NV]; R]> {
-        if R != PANEL || NV != 3 {
-            return None;
-        }
-        let t = s.panel_tile_8x3(x, plane, col, self.0)?;
-        let mut acc = [[s.zero(); NV]; R];
-        for (accr, tr) in acc.iter_mut().zip(&t) {
-            accr.copy_from_slice(&tr[..NV]);
-        }
-        Some(acc)
     }
 
     #[inline(always)]
@@ -216,9 +186,6 @@ pub(super) fn tile<S: Simd, W: TileWeights<R>, const R: usize, const NV: usize>(
 ) -> [[S::V; NV]; R] {
     let n = NV * S::LANES;
     assert!(col + n <= plane, "conv1x1 tile: pixels past the plane");
-    if let Some(acc) = w.asm_tile::<S, NV>(s, x, plane, col) {
-        return acc;
-    }
     let x_quads = x.chunks_exact(4 * plane);
     let x_rest = x_quads.remainder();
     let mut quads = w.col_quads().zip(x_quads);

@@ -59,7 +59,7 @@
 //! Only what the kernels need is here: splat (one value or each of an array), load/store (full and partial), fma, add, mul,
 //! max, min, deinterleave (of two vectors, or while loading), a per-lane scalar fallback ([`Simd::map_lanes`], for Sigmoid) and loads/stores of several consecutive vectors at once ([`Simd::load_n`], [`Simd::store_n`]),
 //! a prefetch hint ([`Simd::prefetch`]), and one hook for an ISA's own assembly micro-kernel
-//! ([`Simd::panel_tile_8x3`], NEON's pointwise tile). The fused bias + activation epilogue
+//! ([`Simd::panel_tile_8x3`], NEON's pointwise tile with its epilogue). The fused bias + activation epilogue
 //! built on them is [`VecActivation`].
 
 mod activation;
@@ -157,11 +157,12 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
         let _ = p;
     }
 
-    /// This ISA's pointwise micro-kernel in assembly, if it has one: the 8 x `3 * LANES`
-    /// tile `acc[r][v] = sum_k w[k][r] * x[k * plane + col + v * LANES ..][..LANES]` over
-    /// the `K = w.len()` columns of one [`Panel8`](prunus_format::Layout::Panel8) panel,
-    /// as the generic tile of the pointwise kernels computes it. `None` (the default): use
-    /// the generic tile. NEON has one (`neon_pointwise.rs`).
+    /// This ISA's pointwise micro-kernel in assembly, if it has one: stores the 8 x
+    /// `3 * LANES` tile `y[r * plane + col + i] = act(sum_k w[k][r] * x[k * plane + col + i]
+    /// + bias[r] + residual[r * plane + col + i])` over the `K = w.len()` columns of one
+    /// [`Panel8`](prunus_format::Layout::Panel8) panel, rounding as the generic tile and
+    /// epilogue of the pointwise kernels do, and returns `true`. `false` (the default):
+    /// nothing done, use the generic tile. NEON has one (`neon_pointwise.rs`).
     #[inline(always)]
     fn panel_tile_8x3(
         self,
@@ -169,9 +170,11 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
         plane: usize,
         col: usize,
         w: &[[f32; 8]],
-    ) -> Option<[[Self::V; 3]; 8]> {
-        let _ = (x, plane, col, w);
-        None
+        epi: &PanelEpilogue,
+        y: &mut [f32],
+    ) -> bool {
+        let _ = (x, plane, col, w, epi, y);
+        false
     }
 
     /// `acc + a * b`, fused (one rounding).
@@ -248,6 +251,50 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
         let s = &mut s[..N * Self::LANES];
         for (&v, c) in vs.iter().zip(s.chunks_exact_mut(Self::LANES)) {
             self.store(v, c);
+        }
+    }
+}
+
+/// The epilogue of [`Simd::panel_tile_8x3`]: what follows the 8 rows' sums.
+#[derive(Clone, Copy, Debug)]
+pub struct PanelEpilogue<'a> {
+    /// The rows' biases (zeros for a convolution without one).
+    pub bias: &'a [f32; 8],
+    /// The residual's 8 planes, laid out as the output's, added after the bias.
+    pub residual: Option<&'a [f32]>,
+    /// The activation, last.
+    pub act: PanelActivation,
+}
+
+/// The activations [`Simd::panel_tile_8x3`] applies (the others run the generic tile).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PanelActivation {
+    /// Identity.
+    None,
+    /// `min(max(v, lo), hi)`, NaN-ignoring as [`Simd::max`]: Relu (`0, inf`) and Clip.
+    Clamp {
+        /// Lower bound.
+        lo: f32,
+        /// Upper bound.
+        hi: f32,
+    },
+    /// `v * min(max(v / 6 + 1 / 2, 0), 1)` as [`VecActivation`] computes it.
+    HardSwish,
+}
+
+impl PanelActivation {
+    /// The form of `act` an assembly tile applies, if it has one.
+    pub fn of(act: prunus_format::Activation) -> Option<Self> {
+        use prunus_format::Activation as A;
+        match act {
+            A::None => Some(Self::None),
+            A::Relu => Some(Self::Clamp {
+                lo: 0.0,
+                hi: f32::INFINITY,
+            }),
+            A::Clip { min, max } => Some(Self::Clamp { lo: min, hi: max }),
+            A::HardSwish => Some(Self::HardSwish),
+            _ => None,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use core::arch::aarch64::*;
 
-use super::{Simd, SimdKernel};
+use super::{PanelEpilogue, Simd, SimdKernel};
 
 /// Token for aarch64 NEON; see [`Simd`].
 #[derive(Clone, Copy, Debug)]
@@ -36,8 +36,11 @@ impl Simd for Neon {
         plane: usize,
         col: usize,
         w: &[[f32; 8]],
-    ) -> Option<[[float32x4_t; 3]; 8]> {
-        Some(super::neon_pointwise::panel_tile_8x12(x, plane, col, w))
+        epi: &PanelEpilogue,
+        y: &mut [f32],
+    ) -> bool {
+        super::neon_pointwise::panel_tile_8x12(x, plane, col, w, epi, y);
+        true
     }
 
     #[inline(always)]

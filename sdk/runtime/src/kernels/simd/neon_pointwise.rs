@@ -1,5 +1,6 @@
 //! The NEON pointwise micro-kernel in assembly: an 8 (output channels) x 12 (pixels)
-//! tile of `Y = W X` over all `K` input channels, on one [`Panel8`] panel.
+//! tile of `Y = W X` over all `K` input channels, on one [`Panel8`] panel, with its
+//! epilogue (bias, residual, activation) and store.
 //!
 //! From intrinsics LLVM loads each channel's 12 pixels with `ldp` + `ldr` at an address it
 //! recomputes per channel (the channels are planes apart, which `ldp` cannot post-index
@@ -9,12 +10,22 @@
 //! The first channel multiplies (`fmul`), so the accumulators need no zeroing, as in the
 //! intrinsics kernel.
 //!
+//! The epilogue is in the same block: handed back to Rust, the 24 accumulators went
+//! through the stack (the epilogue's bias, activation constants and row loop need more
+//! than the 8 free registers), about 250 instructions per tile, as many as the loop
+//! itself over 16 channels. Here a tile's epilogue is 33 (bias) + 48 (clamp; 120 for
+//! HardSwish; none without activation) + 8 stores, plus 32 with a residual. Each step
+//! rounds as [`VecActivation`](super::VecActivation) and the generic tile's epilogue
+//! do, so the results are the same bits.
+//!
 //! [`Panel8`]: prunus_format::Layout::Panel8
 
-use core::arch::aarch64::float32x4_t;
+use core::arch::aarch64::vdupq_n_f32;
 use core::arch::asm;
 
 use prunus_format::layout::PANEL;
+
+use super::{PanelActivation, PanelEpilogue};
 
 /// One channel: its 12 pixels, its 8 weights, then `$op` (`fmul` or `fmla`) into the 24
 /// accumulators `v8..v31` (row `r`, vector `v` in `v(8 + 3r + v)`; by-element operands
@@ -76,30 +87,200 @@ macro_rules! channel {
     };
 }
 
-/// `acc[r][v] = sum_k w[k][r] * x[k * plane + col + 4v ..][..4]` for the `K = w.len()`
-/// channels (planes of `plane` values) of `x`. Panics unless `K > 0`,
-/// `col + 12 <= plane` and `x` holds `K` planes.
+/// Row `r`'s three accumulators `v(8 + 3r) ..`, each as `$each!(reg)`.
+macro_rules! each_acc {
+    ($each:ident) => {
+        concat!(
+            $each!("v8"),
+            $each!("v9"),
+            $each!("v10"),
+            $each!("v11"),
+            $each!("v12"),
+            $each!("v13"),
+            $each!("v14"),
+            $each!("v15"),
+            $each!("v16"),
+            $each!("v17"),
+            $each!("v18"),
+            $each!("v19"),
+            $each!("v20"),
+            $each!("v21"),
+            $each!("v22"),
+            $each!("v23"),
+            $each!("v24"),
+            $each!("v25"),
+            $each!("v26"),
+            $each!("v27"),
+            $each!("v28"),
+            $each!("v29"),
+            $each!("v30"),
+            $each!("v31"),
+        )
+    };
+}
+
+/// `$row!(lane, a, b, c)` for each row: the bias lane (`v4.s[0]` .. `v5.s[3]`) and the
+/// row's three accumulators.
+macro_rules! each_row {
+    ($row:ident) => {
+        concat!(
+            $row!("v4.s[0]", "v8", "v9", "v10"),
+            $row!("v4.s[1]", "v11", "v12", "v13"),
+            $row!("v4.s[2]", "v14", "v15", "v16"),
+            $row!("v4.s[3]", "v17", "v18", "v19"),
+            $row!("v5.s[0]", "v20", "v21", "v22"),
+            $row!("v5.s[1]", "v23", "v24", "v25"),
+            $row!("v5.s[2]", "v26", "v27", "v28"),
+            $row!("v5.s[3]", "v29", "v30", "v31"),
+        )
+    };
+}
+
+/// Adds the row's bias (lane `$lane`, splatted into `v3`).
+macro_rules! add_bias {
+    ($lane:literal, $a:literal, $b:literal, $c:literal) => {
+        concat!(
+            "dup v3.4s, ",
+            $lane,
+            "\n",
+            "fadd ",
+            $a,
+            ".4s, ",
+            $a,
+            ".4s, v3.4s\n",
+            "fadd ",
+            $b,
+            ".4s, ",
+            $b,
+            ".4s, v3.4s\n",
+            "fadd ",
+            $c,
+            ".4s, ",
+            $c,
+            ".4s, v3.4s\n",
+        )
+    };
+}
+
+/// Adds the row's 12 residual values (the next plane of `{res}`).
+macro_rules! add_residual {
+    ($lane:literal, $a:literal, $b:literal, $c:literal) => {
+        concat!(
+            "ld1 {{v0.4s, v1.4s, v2.4s}}, [{res}], {stride}\n",
+            "fadd ",
+            $a,
+            ".4s, ",
+            $a,
+            ".4s, v0.4s\n",
+            "fadd ",
+            $b,
+            ".4s, ",
+            $b,
+            ".4s, v1.4s\n",
+            "fadd ",
+            $c,
+            ".4s, ",
+            $c,
+            ".4s, v2.4s\n",
+        )
+    };
+}
+
+/// Stores the row's 12 values (the next plane of `{y}`).
+macro_rules! store_row {
+    ($lane:literal, $a:literal, $b:literal, $c:literal) => {
+        concat!(
+            "st1 {{",
+            $a,
+            ".4s, ",
+            $b,
+            ".4s, ",
+            $c,
+            ".4s}}, [{y}], {stride}\n"
+        )
+    };
+}
+
+/// `min(max(v, lo), hi)` with `lo` in `v6`, `hi` in `v7` (NaN-ignoring, like
+/// [`Simd::max`](super::Simd::max)).
+macro_rules! clamp {
+    ($v:literal) => {
+        concat!(
+            "fmaxnm ",
+            $v,
+            ".4s, ",
+            $v,
+            ".4s, v6.4s\n",
+            "fminnm ",
+            $v,
+            ".4s, ",
+            $v,
+            ".4s, v7.4s\n",
+        )
+    };
+}
+
+/// `v * min(max(1/2 + v/6, 0), 1)` with 1/6 in `v6`, 1/2 in `v7`, 0 in `v4`, 1 in `v5`.
+macro_rules! hard_swish {
+    ($v:literal) => {
+        concat!(
+            "mov v3.16b, v7.16b\n",
+            "fmla v3.4s, ",
+            $v,
+            ".4s, v6.4s\n",
+            "fmaxnm v3.4s, v3.4s, v4.4s\n",
+            "fminnm v3.4s, v3.4s, v5.4s\n",
+            "fmul ",
+            $v,
+            ".4s, ",
+            $v,
+            ".4s, v3.4s\n",
+        )
+    };
+}
+
+/// Computes, for the 8 rows `r` of one panel, `y[r * plane + col ..][..12] =
+/// act(sum_k w[k][r] * x[k * plane + col ..][..12] + bias[r] + residual[r * plane + col
+/// ..][..12])` over the `K = w.len()` channels of `x` (planes of `plane` values). Panics
+/// unless `K > 0`, `col + 12 <= plane`, `x` holds `K` planes and `y` (and the residual) 8.
 #[inline(always)]
 pub fn panel_tile_8x12(
     x: &[f32],
     plane: usize,
     col: usize,
     w: &[[f32; PANEL]],
-) -> [[float32x4_t; 3]; 8] {
+    epi: &PanelEpilogue,
+    y: &mut [f32],
+) {
     let k = w.len();
     assert!(
-        k > 0 && col + 12 <= plane && x.len() >= k * plane,
+        k > 0
+            && col + 12 <= plane
+            && x.len() >= k * plane
+            && y.len() >= PANEL * plane
+            && epi.residual.is_none_or(|r| r.len() >= PANEL * plane),
         "panel_tile_8x12: pixels or channels out of range"
     );
     let xp = x[col..].as_ptr();
     let wp = w.as_ptr().cast::<f32>();
+    let yp = y[col..].as_mut_ptr();
+    let res = epi
+        .residual
+        .map_or(core::ptr::null(), |r| r[col..].as_ptr());
     let stride = plane * 4;
-    // SAFETY: all-zero bits are a valid `float32x4_t`; every element is overwritten below.
-    let mut a: [float32x4_t; 24] = [unsafe { core::mem::zeroed() }; 24];
-    // SAFETY: NEON is baseline on aarch64. The loop reads channel `i < K` at
-    // `col + i * plane .. + 12`, inside `x` (checked above), and the `K` columns of 8
-    // weights of `w`; it writes only the named registers and the pointers and count
-    // given as in-out operands, and touches no stack.
+    let (mode, c6, c7) = match epi.act {
+        PanelActivation::None => (0usize, 0.0, 0.0),
+        PanelActivation::Clamp { lo, hi } => (1, lo, hi),
+        PanelActivation::HardSwish => (2, 1.0 / 6.0, 0.5),
+    };
+    // SAFETY: NEON is baseline on aarch64, so `vdupq_n_f32` is available.
+    let (c6, c7) = unsafe { (vdupq_n_f32(c6), vdupq_n_f32(c7)) };
+    // SAFETY: the loop reads channel `i < K` at `col + i * plane .. + 12`, inside `x`
+    // (checked above), and the `K` columns of 8 weights of `w`; the epilogue reads the 8
+    // biases and, when `res` is not null, row `r < 8` of the residual at
+    // `col + r * plane .. + 12`, and writes the same range of `y` (both checked above). It
+    // writes only the named registers, the pointers and count given as in-out operands,
+    // and `y`, and touches no stack.
     unsafe {
         asm!(
             channel!("fmul"),
@@ -115,23 +296,40 @@ pub fn panel_tile_8x12(
             "subs {left}, {left}, #2",
             "b.ne 2b",
             "3:",
+            "ldp q4, q5, [{bias}]",
+            each_row!(add_bias),
+            "cbz {res}, 4f",
+            each_row!(add_residual),
+            "4:",
+            "cbz {mode}, 6f",
+            "cmp {mode}, #1",
+            "b.ne 5f",
+            each_acc!(clamp),
+            "b 6f",
+            "5:",
+            "movi v4.2d, #0",
+            "fmov v5.4s, #1.0",
+            each_acc!(hard_swish),
+            "6:",
+            each_row!(store_row),
             x = inout(reg) xp => _,
             w = inout(reg) wp => _,
             left = inout(reg) k => _,
+            res = inout(reg) res => _,
+            y = inout(reg) yp => _,
+            bias = in(reg) epi.bias.as_ptr(),
+            mode = in(reg) mode,
             stride = in(reg) stride,
-            out("v0") _, out("v1") _, out("v2") _, out("v4") _, out("v5") _,
-            out("v8") a[0], out("v9") a[1], out("v10") a[2], out("v11") a[3],
-            out("v12") a[4], out("v13") a[5], out("v14") a[6], out("v15") a[7],
-            out("v16") a[8], out("v17") a[9], out("v18") a[10], out("v19") a[11],
-            out("v20") a[12], out("v21") a[13], out("v22") a[14], out("v23") a[15],
-            out("v24") a[16], out("v25") a[17], out("v26") a[18], out("v27") a[19],
-            out("v28") a[20], out("v29") a[21], out("v30") a[22], out("v31") a[23],
-            options(nostack, readonly),
+            in("v6") c6,
+            in("v7") c7,
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _,
+            out("v8") _, out("v9") _, out("v10") _, out("v11") _,
+            out("v12") _, out("v13") _, out("v14") _, out("v15") _,
+            out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+            out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+            out("v24") _, out("v25") _, out("v26") _, out("v27") _,
+            out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            options(nostack),
         );
     }
-    let mut acc = [[a[0]; 3]; 8];
-    for (r, row) in acc.iter_mut().enumerate() {
-        row.copy_from_slice(&a[3 * r..3 * r + 3]);
-    }
-    acc
 }
