@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 
+use prunus_format::layout::{PANEL, pack_panel8_into};
 use prunus_format::{Activation, BinaryKind, Graph, Node, Op, WeightId};
 
 mod fuse;
@@ -60,10 +61,13 @@ pub enum Step {
         residual: Option<Range<usize>>,
         /// How the call may be split over threads (output channels).
         split: ChannelSplit,
-        /// A strided 1x1 convolution without padding, as its own geometry: its input's
-        /// strided pixels are first gathered into the scratch, and `geom` (stride 1) runs
-        /// on them, so the pointwise kernels cover it.
-        subsample: Option<ConvGeom>,
+        /// The convolution as its own geometry when `geom` is the pointwise one on its
+        /// input's patches, gathered first into the scratch ([`kernels::im2col`]): a
+        /// strided 1x1 convolution without padding (its weights Panel8, as any 1x1 one's),
+        /// so the pointwise kernels cover it, or a kxk one with at most
+        /// [`KernelTable::im2col_taps`] taps (its OIHW weights packed as Panel8 into the
+        /// scratch per call).
+        im2col: Option<ConvGeom>,
         /// Input range.
         x: Range<usize>,
         /// Output range.
@@ -289,22 +293,25 @@ pub fn lower(
     let xs = shape(node.inputs[0]);
     let step = match &node.op {
         Op::Conv(c) => {
-            let strided = conv_geom(graph, node, c);
-            let subsample = (c.kernel == [1, 1]
-                && strided.stride != [1, 1]
-                && strided.pads == [0; 4]
-                && strided.out_h * strided.out_w > 0)
-                .then_some(strided);
-            let geom = match subsample {
+            let full = conv_geom(graph, node, c);
+            let taps = full.in_c * full.kernel[0] * full.kernel[1];
+            let strided_1x1 = c.kernel == [1, 1] && full.stride != [1, 1] && full.pads == [0; 4];
+            let few_taps = c.kernel != [1, 1] && full.groups == 1 && taps <= table.im2col_taps;
+            let im2col = ((strided_1x1 || few_taps) && full.out_h * full.out_w > 0).then_some(full);
+            let geom = match im2col {
                 Some(g) => ConvGeom {
+                    in_c: taps,
                     in_h: g.out_h,
                     in_w: g.out_w,
+                    kernel: [1, 1],
                     stride: [1, 1],
+                    pads: [0; 4],
+                    dilation: [1, 1],
                     ..g
                 },
-                None => strided,
+                None => full,
             };
-            let f = if c.kernel == [1, 1] && c.groups == 1 {
+            let f = if geom.kernel == [1, 1] && c.groups == 1 {
                 table.conv1x1
             } else if geom.groups == geom.in_c && geom.in_c == geom.out_c {
                 table.depthwise
@@ -321,7 +328,7 @@ pub fn lower(
                 act: residual.map_or(c.activation, |r| r.activation),
                 residual: residual.map(|r| range(r.skip)),
                 split: ChannelSplit::for_conv(&geom),
-                subsample,
+                im2col,
                 x,
                 y: residual.map_or(y, |r| range(r.out)),
             }
@@ -466,17 +473,26 @@ fn split<'s>(arena: &'s mut [f32], y: &Range<usize>) -> (Split<'s>, &'s mut [f32
     (split, out)
 }
 
+/// Values of the Panel8 weights a convolution run on its patches (`geom`, from `full`)
+/// packs into the scratch: none for a 1x1 one, whose weights already are.
+fn packed_len(full: &ConvGeom, geom: &ConvGeom) -> usize {
+    match full.kernel {
+        [1, 1] => 0,
+        _ => geom.out_c.div_ceil(PANEL) * PANEL * geom.in_c,
+    }
+}
+
 impl Step {
     /// Scratch values the step needs besides the sparse and Winograd ones (which session
-    /// creation sizes as it lowers them): the gathered input of a strided pointwise
-    /// convolution.
+    /// creation sizes as it lowers them): the patches of a convolution run on them, and
+    /// for a kxk one its weights packed as Panel8.
     pub fn scratch_len(&self) -> usize {
         match self {
             Step::Conv {
                 geom,
-                subsample: Some(_),
+                im2col: Some(full),
                 ..
-            } => geom.in_c * geom.in_h * geom.in_w,
+            } => geom.in_c * geom.in_h * geom.in_w + packed_len(full, geom),
             _ => 0,
         }
     }
@@ -577,7 +593,7 @@ impl Step {
                 act,
                 residual,
                 split: channels,
-                subsample,
+                im2col,
                 x,
                 y,
             } => {
@@ -587,19 +603,28 @@ impl Step {
                     residual: residual.as_ref().map(|r| src.get(r)),
                     activation: *act,
                 };
-                let x = match subsample {
-                    Some(strided) => {
-                        let gathered = &mut scratch[..geom.in_c * geom.in_h * geom.in_w];
-                        kernels::subsample(strided, src.get(x), gathered);
-                        &*gathered
+                let (x, weight) = match im2col {
+                    Some(full) => {
+                        let (patches, rest) =
+                            scratch.split_at_mut(geom.in_c * geom.in_h * geom.in_w);
+                        kernels::im2col::im2col(full, src.get(x), patches);
+                        let weight = match packed_len(full, geom) {
+                            0 => w(*weight),
+                            n => {
+                                let packed = &mut rest[..n];
+                                pack_panel8_into(w(*weight), geom.out_c, geom.in_c, packed);
+                                &*packed
+                            }
+                        };
+                        (&*patches, weight)
                     }
-                    None => src.get(x),
+                    None => (src.get(x), w(*weight)),
                 };
                 match pool {
                     Some(pool) if *channels != ChannelSplit::None => {
-                        conv_split(pool, *channels, *f, geom, x, w(*weight), &epi, out)
+                        conv_split(pool, *channels, *f, geom, x, weight, &epi, out)
                     }
-                    _ => f(geom, x, w(*weight), &epi, out),
+                    _ => f(geom, x, weight, &epi, out),
                 }
             }
             Step::Gemm {

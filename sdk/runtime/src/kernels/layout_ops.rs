@@ -1,7 +1,5 @@
-//! Memory-bound glue kernels: channel shuffle, global average pooling, constant padding,
-//! strided subsampling and row-wise softmax.
-
-use super::ConvGeom;
+//! Memory-bound glue kernels: channel shuffle, global average pooling, constant padding
+//! and row-wise softmax.
 
 /// Lanes of the partial sums in [`global_avg_pool`]: wide enough to vectorise on every
 /// target, fixed so the summation order (and so the result) never depends on the build.
@@ -56,37 +54,6 @@ pub fn global_avg_pool(hw: usize, x: &[f32], y: &mut [f32]) {
         }
         let sum = lanes.iter().chain(tail).fold(0.0f32, |s, &v| s + v);
         *out = sum / inv;
-    }
-}
-
-/// The input pixels a strided 1x1 convolution without padding reads: `y[c, i, j] =
-/// x[c, i * stride_h, j * stride_w]` for the `[in_c, out_h, out_w]` output of `g`, so the
-/// convolution can run as a stride-1 one on `y` (`x` is `[in_c, in_h, in_w]`).
-pub fn subsample(g: &ConvGeom, x: &[f32], y: &mut [f32]) {
-    let [sh, sw] = g.stride;
-    assert!(
-        g.kernel == [1, 1] && g.pads == [0; 4] && sh > 0 && sw > 0,
-        "subsample: not a strided 1x1 convolution without padding"
-    );
-    let (in_hw, out_hw) = (g.in_h * g.in_w, g.out_h * g.out_w);
-    assert_eq!(x.len(), g.in_c * in_hw, "subsample: input length");
-    assert_eq!(y.len(), g.in_c * out_hw, "subsample: output length");
-    assert!(
-        g.out_h == 0
-            || g.out_w == 0
-            || ((g.out_h - 1) * sh < g.in_h && (g.out_w - 1) * sw < g.in_w),
-        "subsample: output larger than the strided input"
-    );
-    if out_hw == 0 {
-        return;
-    }
-    for (xc, yc) in x.chunks_exact(in_hw).zip(y.chunks_exact_mut(out_hw)) {
-        for (i, yr) in yc.chunks_exact_mut(g.out_w).enumerate() {
-            let xr = &xc[i * sh * g.in_w..][..g.in_w];
-            for (o, v) in yr.iter_mut().zip(xr.iter().step_by(sw)) {
-                *o = *v;
-            }
-        }
     }
 }
 
@@ -178,43 +145,6 @@ mod tests {
             prop_assert_eq!(y, want);
         }
 
-        #[test]
-        fn subsample_takes_every_strided_pixel(
-            c in 1usize..=5,
-            (h, w) in (1usize..=20, 1usize..=20),
-            stride in (1usize..=3, 1usize..=3),
-            seed in any::<u64>(),
-        ) {
-            let (sh, sw) = stride;
-            // ONNX output size of a 1x1 convolution without padding.
-            let (oh, ow) = ((h - 1) / sh + 1, (w - 1) / sw + 1);
-            let g = ConvGeom {
-                in_c: c,
-                in_h: h,
-                in_w: w,
-                out_c: 1,
-                out_h: oh,
-                out_w: ow,
-                kernel: [1, 1],
-                stride: [sh, sw],
-                pads: [0; 4],
-                dilation: [1, 1],
-                groups: 1,
-            };
-            let x = fill(&mut rng(seed), c * h * w);
-            let mut y = vec![f32::NAN; c * oh * ow];
-            subsample(&g, &x, &mut y);
-            for ch in 0..c {
-                for i in 0..oh {
-                    for j in 0..ow {
-                        prop_assert_eq!(
-                            y[(ch * oh + i) * ow + j].to_bits(),
-                            x[(ch * h + i * sh) * w + j * sw].to_bits()
-                        );
-                    }
-                }
-            }
-        }
 
         #[test]
         fn global_avg_pool_matches_reference(

@@ -12,6 +12,7 @@ pub mod conv;
 pub mod conv1x1;
 pub mod dwconv;
 pub mod gemm;
+pub mod im2col;
 pub mod layout_ops;
 pub mod pool;
 pub mod simd;
@@ -208,6 +209,13 @@ pub struct KernelTable {
     /// them (the portable table). Unlike the other entries it needs the CPU to support
     /// the table's ISA (which [`Isa::available`] guarantees).
     pub winograd: Option<winograd::WinogradFn>,
+    /// Ungrouped kxk convolutions with at most this many taps per output (input channels x
+    /// kernel area; the 3-channel stems have 27) that Winograd does not take run as
+    /// [`im2col`] of the whole plane into the session scratch, then [`KernelTable::conv1x1`]
+    /// on their weights packed as Panel8 (in the scratch, per call); 0: never. NEON: 32,
+    /// where the pointwise assembly tile does the stems in fewer instructions than the
+    /// direct kernel; x86-64: 0, where the direct kernel measured faster (see [`conv`]).
+    pub im2col_taps: usize,
 }
 
 impl KernelTable {
@@ -227,6 +235,7 @@ impl KernelTable {
             sparse_conv: sparse::sparse_conv,
             sparse_gemv: sparse::sparse_gemv,
             winograd: None,
+            im2col_taps: 0,
         };
         match isa {
             Isa::Scalar => portable,
@@ -266,6 +275,7 @@ impl KernelTable {
                 gemm: gemm::gemm_simd::<simd::Neon>,
                 sparse_conv: sparse::sparse_conv_simd::<simd::Neon>,
                 winograd: Some(winograd::winograd_simd::<simd::Neon>),
+                im2col_taps: 32,
                 ..portable
             },
         }
@@ -280,4 +290,4 @@ pub use binary::binary;
 /// Per-channel `y = act(x * scale[c] + shift[c])` over `[C, hw]`.
 pub use binary::scale_shift;
 /// Channel shuffle, global average pool, padding and softmax (memory-bound glue).
-pub use layout_ops::{channel_shuffle, global_avg_pool, pad, softmax, subsample};
+pub use layout_ops::{channel_shuffle, global_avg_pool, pad, softmax};

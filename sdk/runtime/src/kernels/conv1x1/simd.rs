@@ -2,7 +2,7 @@
 //! [`Panel8`](prunus_format::Layout::Panel8) weights and grouped on row-major `[O, I/g]`
 //! weights, both stride 1 without padding. Sessions run a strided one without padding
 //! (Xception's and ResNet-style shortcuts) here too, on its input's strided pixels gathered
-//! first ([`subsample`](crate::kernels::subsample)): Xception's four went from 9 to
+//! first ([`im2col`](crate::kernels::im2col)): Xception's four went from 9 to
 //! 52-115 GMAC/s (AVX-512). Padded ones run the portable kernel.
 //!
 //! Pixels are split into blocks so that a block of the input (`I` x block pixels, about

@@ -158,8 +158,9 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// This ISA's pointwise micro-kernel in assembly, if it has one: stores the 8 x
-    /// `3 * LANES` tile `y[r * plane + col + i] = act(sum_k w[k][r] * x[k * plane + col + i]
-    /// + bias[r] + residual[r * plane + col + i])` over the `K = w.len()` columns of one
+    /// `3 * LANES` tile
+    /// `y[r * plane + col + i] = act(sum_k w[k][r] * x[k * plane + col + i] + bias[r] +
+    /// residual[r * plane + col + i])` over the `K = w.len()` columns of one
     /// [`Panel8`](prunus_format::Layout::Panel8) panel, rounding as the generic tile and
     /// epilogue of the pointwise kernels do, and returns `true`. `false` (the default):
     /// nothing done, use the generic tile. NEON has one (`neon_pointwise.rs`).

@@ -16,7 +16,7 @@
 //! - Pointwise stride-1 unpadded convolutions (grouped ones too: the offsets include the
 //!   group's first input channel) read the input in place ([`SparseSource::Direct`]).
 //!   Every other convolution (kxk, strided or padded 1x1, grouped) first copies each pixel
-//!   block's input patches into a scratch buffer (im2col, `im2col.rs`;
+//!   block's input patches into a scratch buffer ([`im2col`](crate::kernels::im2col);
 //!   [`SparseSource::Im2col`]), sized once at session creation, then runs the same tiles
 //!   over it. Im2col was chosen over shifted products over the taps for its single code
 //!   path (strides, pads, dilation and groups), not by measurement against them. Measured
@@ -38,7 +38,6 @@
 //! computes it, so results are bitwise identical for any thread count.
 
 mod gemv;
-mod im2col;
 mod index;
 mod measure;
 mod portable;

@@ -2,9 +2,9 @@
 //! blocks, chunks of pixels accumulated per stored column) in plain Rust, with chunks of
 //! fixed length the compiler can vectorise for the build's baseline target.
 
-use super::im2col::im2col_block;
 use super::{SparseConv, SparseRows, SparseSource, check_conv};
 use crate::kernels::Epilogue;
+use crate::kernels::im2col::im2col_block;
 
 /// Pixels per accumulated chunk.
 const CHUNK: usize = 16;

@@ -20,10 +20,10 @@
 //! latency); a rest shorter than a vector takes one vector ending there, if the source
 //! holds the pixels before it (the last pixel of a 7x7 plane: no partial loads).
 
-use super::im2col::im2col_block;
 use super::portable;
 use super::{SparseConv, SparseRows, SparseSource, check_conv};
 use crate::kernels::Epilogue;
+use crate::kernels::im2col::im2col_block;
 use crate::kernels::simd::{Simd, SimdKernel, VecActivation, outer_fma};
 
 /// Input values per pixel block of a direct (1x1) convolution: 64 KiB of f32, as the
