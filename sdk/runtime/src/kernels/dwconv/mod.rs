@@ -1,8 +1,9 @@
 //! Depthwise convolutions (`groups == in_c == out_c`, OIHW weights `[C, 1, KH, KW]`) on CHW
 //! data with fused bias and activation.
 //!
-//! [`depthwise_simd`] dispatches by shape: small planes (7-column outputs, and 5x5 kernels
-//! on planes of up to 512 padded pixels) on ISAs of 8 or more lanes run `packed.rs`,
+//! [`depthwise_simd`] dispatches by shape: small planes (on ISAs of 8 or more lanes,
+//! 7-column outputs, and 5x5 kernels on planes of up to 512 padded pixels; on NEON, 7- to
+//! 16-column outputs of 3x3 stride 1 and 5x5) run `packed.rs`,
 //! vectorised across channels instead of along rows (AVX-512, 7x7x576 5x5: 80 -> 33 µs;
 //! 7x7x960 3x3: 40 -> 32 µs; 14x14x288 5x5 stride 2: 49 -> 21 µs; 14x14x672 5x5: 134 ->
 //! 122 µs; MobileNetV3-Small 1.13 -> 0.98 ms; 3x3 on 14x14 planes stays on the row kernels,
