@@ -31,9 +31,6 @@ const BLOCK_VALUES: usize = 16384;
 /// Most tiles per pixel block (bounds the block for thin inputs).
 const MAX_BLOCK_TILES: usize = 16;
 
-/// The bias of a panel of a convolution without one.
-const NO_BIAS: [f32; PANEL] = [0.0; PANEL];
-
 /// 1x1 convolution, `groups == 1`, on Panel8 `[O, I]` weights, any stride and padding
 /// (strided or padded ones, and CPUs without `S`, run the portable kernel).
 pub fn conv1x1_simd<S: Simd>(g: &ConvGeom, x: &[f32], w: &[f32], epi: &Epilogue, y: &mut [f32]) {
@@ -189,9 +186,9 @@ impl Pointwise<'_> {
                             (true, Some(act)) => Some(AsmPanel {
                                 w: wp,
                                 epi: PanelEpilogue {
-                                    bias: epi.bias.map_or(&NO_BIAS, |b| {
-                                        b[o0..o0 + PANEL].try_into().expect("8 biases")
-                                    }),
+                                    bias: epi
+                                        .bias
+                                        .map(|b| b[o0..o0 + PANEL].try_into().expect("8 biases")),
                                     residual: out.residual,
                                     act,
                                 },

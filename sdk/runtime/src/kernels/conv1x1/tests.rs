@@ -153,11 +153,16 @@ fn neon_asm_tile_gives_the_generic_tiles_bits() {
             let w = pack_panel8(&fill(&mut r, 8 * k), 8, k);
             let bias: [f32; 8] = fill(&mut r, 8).try_into().unwrap();
             let res = scaled(fill(&mut r, 8 * plane));
-            for residual in [None, Some(&res[..])] {
+            let residuals = [None, Some(&res[..])];
+            let cases = residuals.into_iter().flat_map(|r| [(r, true), (r, false)]);
+            for (residual, with_bias) in cases {
                 for col in [0, plane - 12] {
                     let panel = w.as_chunks::<8>().0;
                     let out = TileOut {
-                        bias: s.splat_each(&bias),
+                        bias: match with_bias {
+                            true => s.splat_each(&bias),
+                            false => [s.zero(); 8],
+                        },
                         act: &VecActivation::new(s, act),
                         rows: 8,
                         residual,
@@ -166,7 +171,7 @@ fn neon_asm_tile_gives_the_generic_tiles_bits() {
                     let acc = tile::<Neon, _, 8, 3>(s, PanelRows::<0>(panel), &x, plane, col);
                     out.store(s, acc, &mut want, plane, col, 12);
                     let epi = PanelEpilogue {
-                        bias: &bias,
+                        bias: with_bias.then_some(&bias),
                         residual,
                         act: asm_act,
                     };
@@ -176,7 +181,7 @@ fn neon_asm_tile_gives_the_generic_tiles_bits() {
                     assert_eq!(
                         bits(&got),
                         bits(&want),
-                        "{act:?} K={k} plane={plane} col={col} residual={}",
+                        "{act:?} K={k} plane={plane} col={col} residual={} bias={with_bias}",
                         residual.is_some()
                     );
                 }

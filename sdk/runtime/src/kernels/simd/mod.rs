@@ -259,8 +259,8 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
 /// The epilogue of [`Simd::panel_tile_8x3`]: what follows the 8 rows' sums.
 #[derive(Clone, Copy, Debug)]
 pub struct PanelEpilogue<'a> {
-    /// The rows' biases (zeros for a convolution without one).
-    pub bias: &'a [f32; 8],
+    /// The rows' biases, if any.
+    pub bias: Option<&'a [f32; 8]>,
     /// The residual's 8 planes, laid out as the output's, added after the bias.
     pub residual: Option<&'a [f32]>,
     /// The activation, last.

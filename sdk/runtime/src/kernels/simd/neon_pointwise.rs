@@ -15,7 +15,7 @@
 //! The epilogue is in the same block: handed back to Rust, the 24 accumulators went
 //! through the stack (the epilogue's bias, activation constants and row loop need more
 //! than the 8 free registers), about 250 instructions per tile, as many as the loop
-//! itself over 16 channels. Here a tile's epilogue is 33 (bias) + 48 (clamp; 120 for
+//! itself over 16 channels. Here a tile's epilogue is 33 (bias; none without) + 48 (clamp; 120 for
 //! HardSwish, and 2 splats of its constants; none without activation) + 8 stores, plus 32 with a residual. Each step
 //! rounds as [`VecActivation`](super::VecActivation) and the generic tile's epilogue
 //! do, so the results are the same bits.
@@ -344,7 +344,7 @@ pub fn panel_tile_8x12(
     };
     // SAFETY: the loop reads channel `i < K` at `col + i * plane .. + 12`, inside `x`
     // (checked above), and the `K` columns of 8 weights of `w`; the epilogue reads the 8
-    // biases and, when `res` is not null, row `r < 8` of the residual at
+    // biases (when not null) and, when `res` is not null, row `r < 8` of the residual at
     // `col + r * plane .. + 12`, and writes the same range of `y` (both checked above). It
     // writes only the named registers, the pointers and count given as in-out operands,
     // and `y`, and touches no stack.
@@ -363,8 +363,10 @@ pub fn panel_tile_8x12(
             "subs {quads}, {quads}, #1",
             "b.ne 9b",
             "3:",
+            "cbz {bias}, 10f",
             "ldp q4, q5, [{bias}]",
             each_row!(add_bias),
+            "10:",
             "cbz {res}, 4f",
             each_row!(add_residual),
             "4:",
@@ -387,7 +389,7 @@ pub fn panel_tile_8x12(
             quads = inout(reg) (k - 1) / 4 => _,
             res = inout(reg) res => _,
             y = inout(reg) yp => _,
-            bias = in(reg) epi.bias.as_ptr(),
+            bias = in(reg) epi.bias.map_or(core::ptr::null(), |b| b.as_ptr()),
             mode = in(reg) mode,
             stride = in(reg) stride,
             c6 = in(reg) c6.to_bits(),
