@@ -272,7 +272,9 @@ pub struct PanelEpilogue<'a> {
 pub enum PanelActivation {
     /// Identity.
     None,
-    /// `min(max(v, lo), hi)`, NaN-ignoring as [`Simd::max`]: Relu (`0, inf`) and Clip.
+    /// `max(v, 0)`, NaN-ignoring as [`Simd::max`].
+    Relu,
+    /// `min(max(v, lo), hi)`, NaN-ignoring as [`Simd::max`]: Clip.
     Clamp {
         /// Lower bound.
         lo: f32,
@@ -289,10 +291,7 @@ impl PanelActivation {
         use prunus_format::Activation as A;
         match act {
             A::None => Some(Self::None),
-            A::Relu => Some(Self::Clamp {
-                lo: 0.0,
-                hi: f32::INFINITY,
-            }),
+            A::Relu => Some(Self::Relu),
             A::Clip { min, max } => Some(Self::Clamp { lo: min, hi: max }),
             A::HardSwish => Some(Self::HardSwish),
             _ => None,

@@ -16,7 +16,7 @@
 //! through the stack (the epilogue's bias, activation constants and row loop need more
 //! than the 8 free registers), about 250 instructions per tile, as many as the loop
 //! itself over 16 channels. Here a tile's epilogue is 33 (bias; none without) + 48 (clamp; 120 for
-//! HardSwish, and 2 splats of its constants; none without activation) + 8 stores, plus 32 with a residual. Each step
+//! HardSwish, 24 for Relu, and 2 splats of its constants; none without activation) + 8 stores, plus 32 with a residual. Each step
 //! rounds as [`VecActivation`](super::VecActivation) and the generic tile's epilogue
 //! do, so the results are the same bits.
 //!
@@ -289,6 +289,13 @@ macro_rules! clamp {
     };
 }
 
+/// `max(v, 0)` with 0 in `v6` (NaN-ignoring).
+macro_rules! floor {
+    ($v:literal) => {
+        concat!("fmaxnm ", $v, ".4s, ", $v, ".4s, v6.4s\n")
+    };
+}
+
 /// `v * min(max(1/2 + v/6, 0), 1)` with 1/6 in `v6`, 1/2 in `v7`, 0 in `v4`, 1 in `v5`.
 macro_rules! hard_swish {
     ($v:literal) => {
@@ -339,8 +346,9 @@ pub fn panel_tile_8x12(
     let stride = plane * 4;
     let (mode, c6, c7) = match epi.act {
         PanelActivation::None => (0usize, 0.0f32, 0.0f32),
-        PanelActivation::Clamp { lo, hi } => (1, lo, hi),
-        PanelActivation::HardSwish => (2, 1.0 / 6.0, 0.5),
+        PanelActivation::Relu => (1, 0.0, 0.0),
+        PanelActivation::Clamp { lo, hi } => (2, lo, hi),
+        PanelActivation::HardSwish => (3, 1.0 / 6.0, 0.5),
     };
     // SAFETY: the loop reads channel `i < K` at `col + i * plane .. + 12`, inside `x`
     // (checked above), and the `K` columns of 8 weights of `w`; the epilogue reads the 8
@@ -373,9 +381,13 @@ pub fn panel_tile_8x12(
             "cbz {mode}, 6f",
             "dup v6.4s, {c6:w}",
             "dup v7.4s, {c7:w}",
-            "cmp {mode}, #1",
-            "b.ne 5f",
+            "cmp {mode}, #2",
+            "b.hi 5f",
+            "b.ne 11f",
             each_acc!(clamp),
+            "b 6f",
+            "11:",
+            each_acc!(floor),
             "b 6f",
             "5:",
             "movi v4.2d, #0",
