@@ -79,21 +79,13 @@ pub fn stored_len(shape: &[u32], layout: Layout) -> Option<usize> {
 /// Packs a row-major `[rows, cols]` matrix into [`Layout::Panel8`].
 pub fn pack_panel8(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; rows.div_ceil(PANEL) * PANEL * cols];
-    pack_panel8_into(data, rows, cols, &mut out);
-    out
-}
-
-/// [`pack_panel8`] into `out` (`rows.div_ceil(8) * 8 * cols` values, all overwritten: the
-/// last panel's rows past `rows` with zeros). Panics if `data` or `out` is shorter.
-pub fn pack_panel8_into(data: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    let out = &mut out[..rows.div_ceil(PANEL) * PANEL * cols];
-    out.fill(0.0);
-    for (r, row) in data[..rows * cols].chunks_exact(cols.max(1)).enumerate() {
+    for (r, row) in data.chunks_exact(cols).take(rows).enumerate() {
         let panel = &mut out[(r / PANEL) * PANEL * cols..];
         for (c, &v) in row.iter().enumerate() {
             panel[c * PANEL + r % PANEL] = v;
         }
     }
+    out
 }
 
 /// Unpacks [`Layout::Panel8`] back to a row-major `[rows, cols]` matrix.

@@ -3,7 +3,6 @@
 
 use std::ops::Range;
 
-use prunus_format::layout::{PANEL, pack_panel8_into};
 use prunus_format::{Activation, BinaryKind, Graph, Node, Op, WeightId};
 
 mod fuse;
@@ -65,8 +64,8 @@ pub enum Step {
         /// input's patches, gathered first into the scratch ([`kernels::im2col`]): a
         /// strided 1x1 convolution without padding (its weights Panel8, as any 1x1 one's),
         /// so the pointwise kernels cover it, or a kxk one with at most
-        /// [`KernelTable::im2col_taps`] taps (its OIHW weights packed as Panel8 into the
-        /// scratch per call).
+        /// [`KernelTable::im2col_taps`] taps ([`kxk_im2col`]; session creation packs its
+        /// OIHW weights as Panel8 once).
         im2col: Option<ConvGeom>,
         /// Input range.
         x: Range<usize>,
@@ -257,8 +256,19 @@ fn dims(shape: &[u32]) -> [usize; 4] {
     [d(0), d(1), d(2), d(3)]
 }
 
-/// The geometry of a convolution node.
-fn conv_geom(graph: &Graph, node: &Node, c: &prunus_format::Conv) -> ConvGeom {
+/// Whether the kxk convolution `full` runs as im2col + the pointwise kernel with `table`
+/// (ungrouped, at most [`KernelTable::im2col_taps`] taps); its weights must then be Panel8
+/// `[out_c, in_c * kh * kw]`, which session creation packs.
+pub fn kxk_im2col(table: &KernelTable, full: &ConvGeom) -> bool {
+    let taps = full.in_c * full.kernel[0] * full.kernel[1];
+    full.kernel != [1, 1]
+        && full.groups == 1
+        && taps <= table.im2col_taps
+        && full.out_h * full.out_w > 0
+}
+
+/// The geometry of convolution node `node`.
+pub fn conv_geom(graph: &Graph, node: &Node, c: &prunus_format::Conv) -> ConvGeom {
     let shape = |id: u32| graph.tensors[id as usize].shape.as_slice();
     let [_, in_c, in_h, in_w] = dims(shape(node.inputs[0]));
     let [_, out_c, out_h, out_w] = dims(shape(node.outputs[0]));
@@ -296,8 +306,8 @@ pub fn lower(
             let full = conv_geom(graph, node, c);
             let taps = full.in_c * full.kernel[0] * full.kernel[1];
             let strided_1x1 = c.kernel == [1, 1] && full.stride != [1, 1] && full.pads == [0; 4];
-            let few_taps = c.kernel != [1, 1] && full.groups == 1 && taps <= table.im2col_taps;
-            let im2col = ((strided_1x1 || few_taps) && full.out_h * full.out_w > 0).then_some(full);
+            let im2col = ((strided_1x1 && full.out_h * full.out_w > 0) || kxk_im2col(table, &full))
+                .then_some(full);
             let geom = match im2col {
                 Some(g) => ConvGeom {
                     in_c: taps,
@@ -473,26 +483,16 @@ fn split<'s>(arena: &'s mut [f32], y: &Range<usize>) -> (Split<'s>, &'s mut [f32
     (split, out)
 }
 
-/// Values of the Panel8 weights a convolution run on its patches (`geom`, from `full`)
-/// packs into the scratch: none for a 1x1 one, whose weights already are.
-fn packed_len(full: &ConvGeom, geom: &ConvGeom) -> usize {
-    match full.kernel {
-        [1, 1] => 0,
-        _ => geom.out_c.div_ceil(PANEL) * PANEL * geom.in_c,
-    }
-}
-
 impl Step {
     /// Scratch values the step needs besides the sparse and Winograd ones (which session
-    /// creation sizes as it lowers them): the patches of a convolution run on them, and
-    /// for a kxk one its weights packed as Panel8.
+    /// creation sizes as it lowers them): the patches of a convolution run on them.
     pub fn scratch_len(&self) -> usize {
         match self {
             Step::Conv {
                 geom,
-                im2col: Some(full),
+                im2col: Some(_),
                 ..
-            } => geom.in_c * geom.in_h * geom.in_w + packed_len(full, geom),
+            } => geom.in_c * geom.in_h * geom.in_w,
             _ => 0,
         }
     }
@@ -603,23 +603,15 @@ impl Step {
                     residual: residual.as_ref().map(|r| src.get(r)),
                     activation: *act,
                 };
-                let (x, weight) = match im2col {
+                let x = match im2col {
                     Some(full) => {
-                        let (patches, rest) =
-                            scratch.split_at_mut(geom.in_c * geom.in_h * geom.in_w);
+                        let patches = &mut scratch[..geom.in_c * geom.in_h * geom.in_w];
                         kernels::im2col::im2col(full, src.get(x), patches);
-                        let weight = match packed_len(full, geom) {
-                            0 => w(*weight),
-                            n => {
-                                let packed = &mut rest[..n];
-                                pack_panel8_into(w(*weight), geom.out_c, geom.in_c, packed);
-                                &*packed
-                            }
-                        };
-                        (&*patches, weight)
+                        &*patches
                     }
-                    None => (src.get(x), w(*weight)),
+                    None => src.get(x),
                 };
+                let weight = w(*weight);
                 match pool {
                     Some(pool) if *channels != ChannelSplit::None => {
                         conv_split(pool, *channels, *f, geom, x, weight, &epi, out)

@@ -12,8 +12,8 @@ use prunus_format::{Encoding, Layout, Node, Op, WeightId};
 use crate::affinity::{self, CpuMask};
 use crate::error::Error;
 use crate::exec::{
-    Residual, SparseUse, Step, WeightRef, lower, lower_sparse, lower_winograd, residuals,
-    sparse_use, winograd_conv,
+    Residual, SparseUse, Step, WeightRef, conv_geom, kxk_im2col, lower, lower_sparse,
+    lower_winograd, residuals, sparse_use, winograd_conv,
 };
 use crate::kernels::sparse::SparseIndex;
 use crate::kernels::split::{sparse_parts, winograd_parts};
@@ -123,6 +123,7 @@ impl<'a> Session<'a> {
             owned: Vec::new(),
             refs: Vec::with_capacity(graph.weights.len()),
             sparse: Vec::new(),
+            im2col_packed: vec![false; graph.weights.len()],
             scratch_len: 0,
             report: SessionReport::default(),
         };
@@ -155,6 +156,7 @@ impl<'a> Session<'a> {
                 steps.push((k, step));
                 continue;
             }
+            weights.pack_for_im2col(&table, node);
             let refs = &weights.refs;
             let weight = |id: WeightId| refs[id as usize].unwrap_or(WeightRef::Mapped(id));
             for step in lower(graph, &plan, &table, &weight, node, residual) {
@@ -350,6 +352,9 @@ struct SessionWeights<'m, 'a> {
     /// Dense form of each weight (`None` for a sparse weight not decoded).
     refs: Vec<Option<WeightRef>>,
     sparse: Vec<SparseIndex>,
+    /// Weights already packed by [`SessionWeights::pack_for_im2col`] (a weight two such
+    /// convolutions share is packed once).
+    im2col_packed: Vec<bool>,
     /// Largest scratch of any step (sparse im2col, Winograd blocks, gathered strided
     /// input), in values.
     scratch_len: usize,
@@ -471,6 +476,34 @@ impl SessionWeights<'_, '_> {
             .bias
             .map(|b| self.refs[b as usize].unwrap_or(WeightRef::Mapped(b)));
         Some(lower_winograd(graph, plan, node, conv, weight, bias, parts))
+    }
+
+    /// Packs the OIHW weight of a convolution that runs on its patches ([`kxk_im2col`]) as
+    /// the Panel8 `[out_c, taps]` matrix the pointwise kernel reads, once.
+    fn pack_for_im2col(&mut self, table: &KernelTable, node: &Node) {
+        let Op::Conv(c) = &node.op else {
+            return;
+        };
+        let full = conv_geom(self.model.graph(), node, c);
+        if !kxk_im2col(table, &full) {
+            return;
+        }
+        let taps = full.in_c * full.kernel[0] * full.kernel[1];
+        let id = c.weight;
+        if self.im2col_packed[id as usize] {
+            return;
+        }
+        let dense = match self.refs[id as usize].unwrap_or(WeightRef::Mapped(id)) {
+            WeightRef::Mapped(id) => self.model.weight_f32(id),
+            WeightRef::Owned(i) => Some(&self.owned[i][..]),
+            WeightRef::MappedPrefix { .. } => None,
+        };
+        // Sparse weights were lowered before (or decoded to owned values): always `Some`.
+        if let Some(dense) = dense {
+            let packed = pack_panel8(dense, full.out_c, taps);
+            self.refs[id as usize] = Some(self.own(packed));
+            self.im2col_packed[id as usize] = true;
+        }
     }
 
     /// Decodes every sparse weight `node` reads to the dense layout its op reads, once.

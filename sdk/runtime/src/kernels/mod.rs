@@ -212,7 +212,7 @@ pub struct KernelTable {
     /// Ungrouped kxk convolutions with at most this many taps per output (input channels x
     /// kernel area; the 3-channel stems have 27) that Winograd does not take run as
     /// [`im2col`] of the whole plane into the session scratch, then [`KernelTable::conv1x1`]
-    /// on their weights packed as Panel8 (in the scratch, per call); 0: never. NEON: 32,
+    /// on their weights packed as Panel8 (once, at session creation); 0: never. NEON: 32,
     /// where the pointwise assembly tile does the stems in fewer instructions than the
     /// direct kernel; x86-64: 0, where the direct kernel measured faster (see [`conv`]).
     pub im2col_taps: usize,

@@ -151,31 +151,32 @@ impl SimdKernel for Packed<'_> {
                     (_, 1) => rows.plane::<5, 1, 11>(s, &mut out),
                     _ => rows.plane::<5, 2, 17>(s, &mut out),
                 }
-            }
-            let mut px = if S::LANES == 4 { ohw } else { 0 };
-            while px < ohw {
-                // The last tile ends at the plane's end, recomputing some pixels.
-                let p0 = px.min(ohw - J);
-                let mut corner = [0usize; J];
-                for (j, c) in corner.iter_mut().enumerate() {
-                    let (oi, oj) = ((p0 + j) / g.out_w, (p0 + j) % g.out_w);
-                    *c = (oi * sh * pw + oj * sw) * l;
-                }
-                let mut acc = [bias; J];
-                for (t, &at) in tap_at.iter().enumerate() {
-                    let wv = s.load(&wt[t * l..]);
-                    for (a, &c) in acc.iter_mut().zip(&corner) {
-                        // SAFETY: `fits` checked that every window lies in the padded
-                        // plane: `c + at + l <= ph * pw * l = src.len()`.
-                        let xv = s.load(unsafe { src.get_unchecked(c + at..c + at + l) });
-                        *a = s.fma(*a, wv, xv);
+            } else {
+                let mut px = 0;
+                while px < ohw {
+                    // The last tile ends at the plane's end, recomputing some pixels.
+                    let p0 = px.min(ohw - J);
+                    let mut corner = [0usize; J];
+                    for (j, c) in corner.iter_mut().enumerate() {
+                        let (oi, oj) = ((p0 + j) / g.out_w, (p0 + j) % g.out_w);
+                        *c = (oi * sh * pw + oj * sw) * l;
                     }
+                    let mut acc = [bias; J];
+                    for (t, &at) in tap_at.iter().enumerate() {
+                        let wv = s.load(&wt[t * l..]);
+                        for (a, &c) in acc.iter_mut().zip(&corner) {
+                            // SAFETY: `fits` checked that every window lies in the padded
+                            // plane: `c + at + l <= ph * pw * l = src.len()`.
+                            let xv = s.load(unsafe { src.get_unchecked(c + at..c + at + l) });
+                            *a = s.fma(*a, wv, xv);
+                        }
+                    }
+                    act.apply_all(s, &mut acc);
+                    for (j, &a) in acc.iter().enumerate() {
+                        s.store(a, &mut out[(p0 + j) * l..]);
+                    }
+                    px = p0 + J;
                 }
-                act.apply_all(s, &mut acc);
-                for (j, &a) in acc.iter().enumerate() {
-                    s.store(a, &mut out[(p0 + j) * l..]);
-                }
-                px = p0 + J;
             }
             let yg = &mut y[c0 * ohw..(c0 + n) * ohw];
             match S::LANES {
