@@ -63,17 +63,22 @@ def main():
         if f and f[0] == "LOAD":
             end = max(end, int(f[2], 16) + int(f[5], 16))
 
-    def symbol(addr):
+    def function(addr):
+        """(start address, name) of the function holding addr: monomorphised instances
+        of one generic function share a demangled name, not an address."""
         i = bisect.bisect_right(starts, addr) - 1
-        return syms[i][1] if 0 <= i and addr < end else "(shared libraries: libc, libm)"
+        return syms[i] if 0 <= i and addr < end else (0, "(shared libraries: libc, libm)")
 
-    per_symbol = collections.Counter()
+    def symbol(addr):
+        return function(addr)[1]
+
+    per_function = collections.Counter()
     for addr, (n, count) in blocks.items():
-        per_symbol[symbol(addr)] += n * count
-    total = sum(per_symbol.values())
-    print(f"total {total} instructions ({a.runs} runs)")
-    for name, k in per_symbol.most_common(a.top):
-        print(f"{k:13d} {100 * k / total:5.1f} %  {name[:140]}")
+        per_function[function(addr)] += n * count
+    total = sum(per_function.values())
+    print(f"total {total} instructions ({a.runs} runs); per function: instructions, share, start")
+    for (start, name), k in per_function.most_common(a.top):
+        print(f"{k:13d} {100 * k / total:5.1f} %  {start:#9x}  {name[:130]}")
     print("\nhottest blocks: instructions, address, block length x executions, symbol")
     hot = sorted(blocks.items(), key=lambda b: -b[1][0] * b[1][1])[:a.top]
     for addr, (n, count) in hot:

@@ -1,7 +1,8 @@
 //! Max pooling vectorised along the output row, generic over [`Simd`]: square 2x2 and 3x3
-//! windows, stride 1 or 2 (SqueezeNet's, ShuffleNet's and Xception's 3x3 stride-2 pools),
-//! any padding and ceil mode as long as every window holds an input value (always, for
-//! ONNX-valid geometry).
+//! windows, stride 1 or 2, any padding and ceil mode as long as every window holds an input
+//! value (always, for ONNX-valid geometry). 3x3 stride 2 (SqueezeNet's, ShuffleNet's and
+//! Xception's pools) reads the rows in place (`max3x3s2.rs`); the other windows go through
+//! padded slots, as below.
 //!
 //! Per output row: the element-wise maximum of the window's input rows (clipped to the
 //! input: padding never contributes) over the columns the row reads, written straight into
@@ -11,10 +12,12 @@
 //! of [`BAND`]: the band's slots are all filled before any of its taps run. SqueezeNet's
 //! three pools (AVX2 on AVX-512, alone): 137 + 111 + 101 -> 82 + 50 + 33 µs; before, each
 //! row's maxima went through a row buffer whose overlapping last vector was reloaded while
-//! its stores were in flight, missing store forwarding. NEON: SqueezeNet 99.4 -> 97.7 M
-//! instructions per inference. NaN inputs may propagate where the portable kernel
-//! (`f32::max`) would skip them.
+//! its stores were in flight, missing store forwarding. The in-place 3x3 stride-2 kernel
+//! then took them to 77-103 + 38-50 + 21-22 µs (two runs), and NEON from 5.95 M to 2.4 M
+//! instructions per SqueezeNet inference. NaN inputs may propagate where the portable
+//! kernel (`f32::max`) would skip them.
 
+use super::max3x3s2::MaxPool3x3S2;
 use super::{PoolGeom, max_pool, window};
 use crate::kernels::conv::rows::{Span, fill_all, phases};
 use crate::kernels::simd::{MAX_LANES, Simd, SimdKernel};
@@ -49,7 +52,7 @@ pub fn max_pool_simd<S: Simd>(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
                 (2, 1) => s.vectorize(MaxPool::<2, 1> { g, x, y }),
                 (2, 2) => s.vectorize(MaxPool::<2, 2> { g, x, y }),
                 (3, 1) => s.vectorize(MaxPool::<3, 1> { g, x, y }),
-                (3, 2) => s.vectorize(MaxPool::<3, 2> { g, x, y }),
+                (3, 2) => s.vectorize(MaxPool3x3S2 { g, x, y }),
                 _ => max_pool(g, x, y),
             }
         }

@@ -11,6 +11,7 @@
 
 use super::PoolGeom;
 
+mod max3x3s2;
 mod max_simd;
 pub use max_simd::max_pool_simd;
 use std::ops::Range;
