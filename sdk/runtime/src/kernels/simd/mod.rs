@@ -224,6 +224,19 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
         self.deinterleave(self.load(s), self.load(&s[Self::LANES..]))
     }
 
+    /// The four phases of the `4 * LANES` values `s[..4 * LANES]`: phase `p` holds `s[p]`,
+    /// `s[p + 4]`, .. (NEON: one `ld4`; elsewhere two rounds of [`Simd::deinterleave`]).
+    /// Panics if `s` is shorter than `4 * LANES`.
+    #[inline(always)]
+    fn load_deinterleaved4(self, s: &[f32]) -> [Self::V; 4] {
+        let s = &s[..4 * Self::LANES];
+        let (e0, o0) = self.load_deinterleaved(s);
+        let (e1, o1) = self.load_deinterleaved(&s[2 * Self::LANES..]);
+        let (p0, p2) = self.deinterleave(e0, e1);
+        let (p1, p3) = self.deinterleave(o0, o1);
+        [p0, p1, p2, p3]
+    }
+
     /// Applies a scalar function to each lane (through memory): the fallback for what has
     /// no vector form here (Sigmoid's `exp`).
     #[inline(always)]

@@ -151,6 +151,17 @@ impl Simd for Neon {
     }
 
     #[inline(always)]
+    fn load_deinterleaved4(self, s: &[f32]) -> [float32x4_t; 4] {
+        assert!(
+            s.len() >= 16,
+            "Neon::load_deinterleaved4: slice shorter than 16"
+        );
+        // SAFETY: NEON is available (token) and `s` holds at least 16 values.
+        let v = unsafe { vld4q_f32(s.as_ptr()) };
+        [v.0, v.1, v.2, v.3]
+    }
+
+    #[inline(always)]
     fn max(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
         // SAFETY: the token proves NEON is available. `fmaxnm` returns the number when one
         // operand is NaN.

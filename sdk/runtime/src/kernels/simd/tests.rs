@@ -232,6 +232,40 @@ fn deinterleave_splits_even_and_odd_lanes() {
 }
 
 #[test]
+fn load_deinterleaved4_splits_four_phases() {
+    struct Split4<'a>(&'a [f32], &'a mut [f32]);
+    impl SimdKernel for Split4<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run<S: Simd>(self, s: S) {
+            let l = S::LANES;
+            for (p, v) in s.load_deinterleaved4(self.0).into_iter().enumerate() {
+                s.store(v, &mut self.1[p * l..]);
+            }
+        }
+    }
+    fn go<S: Simd>() {
+        if let Some(s) = S::detect() {
+            let l = S::LANES;
+            let x: Vec<f32> = (0..4 * l).map(|i| i as f32 * 0.75 - 9.0).collect();
+            let mut out = vec![f32::NAN; 4 * l];
+            s.vectorize(Split4(&x, &mut out));
+            let want: Vec<f32> = (0..4)
+                .flat_map(|p| x.iter().skip(p).step_by(4).copied())
+                .collect();
+            assert_eq!(out, want, "{}", std::any::type_name::<S>());
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        go::<Avx2>();
+        go::<Avx512>();
+    }
+    #[cfg(target_arch = "aarch64")]
+    go::<Neon>();
+}
+
+#[test]
 fn interleave_alternates_lanes_and_inverts_deinterleave() {
     struct Zip<'a> {
         a: &'a [f32],

@@ -5,7 +5,8 @@
 //! Per block of tile rows (sized so the block's transformed input and products stay in
 //! L2, `BLOCK_VALUES`):
 //! 1. each input channel's band of padded rows is copied once, de-interleaved by column
-//!    phase, and `V = Bᵀ d B` is computed for every 6x6 input tile, vectorised across
+//!    phase (four phases per `ld4` on NEON: SqueezeNet 85.4 -> 84.3 M instructions per
+//!    inference), and `V = Bᵀ d B` is computed for every 6x6 input tile, vectorised across
 //!    tiles (`transform.rs`);
 //! 2. the 36 products `M_ξ = U_ξ V_ξ` are pointwise convolutions over "pixels" that are
 //!    tiles, run by the pointwise kernel ([`conv1x1_simd`]) on Panel8 weights;
@@ -220,9 +221,12 @@ impl SimdKernel for Winograd<'_> {
         let (vm, band) = self
             .scratch
             .split_at_mut(XI * ((g.in_c + g.out_c) * rows * tw + 2 * MAX_LANES));
+        // Zero once: fills write only the values runs of stored tiles read.
+        band.fill(0.0);
         let mut band = Phases {
             data: band,
             stride: phase_stride(g),
+            len: tw + 1,
         };
         for ty0 in (0..th).step_by(rows) {
             let nrows = rows.min(th - ty0);
@@ -232,7 +236,14 @@ impl SimdKernel for Winograd<'_> {
             let m = &mut rest[..XI * m_stride];
             for (c, plane) in self.x.chunks_exact(in_hw).enumerate() {
                 let dims = [g.in_h, g.in_w];
-                band.fill(plane, dims, [g.pads[0], g.pads[1]], 4 * ty0, 4 * nrows + 2);
+                band.fill(
+                    s,
+                    plane,
+                    dims,
+                    [g.pads[0], g.pads[1]],
+                    4 * ty0,
+                    4 * nrows + 2,
+                );
                 for r in 0..nrows {
                     for t in (0..tw).step_by(S::LANES) {
                         let run = TileRun {

@@ -122,44 +122,58 @@ pub(super) struct Phases<'a> {
     ///
     /// [`MAX_LANES`]: crate::kernels::simd::MAX_LANES
     pub stride: usize,
+    /// Values per phase row that [`Phases::fill`] writes: the tiles per row plus one, all
+    /// that stored tiles read. The values past them (read only for tiles that a run
+    /// computes and does not store) stay as the caller set them: zero.
+    pub len: usize,
 }
 
 impl Phases<'_> {
     /// Fills the band from input plane `x` (`in_h` x `in_w`): `rows` padded rows from
-    /// padded row `top` (input row `top - pad_top`), zero outside the input.
-    pub(super) fn fill(
+    /// padded row `top` (input row `top - pad_top`), zero outside the input. Where all
+    /// four phases of a run of `LANES` values lie inside the row, one
+    /// [`Simd::load_deinterleaved4`] (NEON `ld4`) splits `4 LANES` input columns; the
+    /// values at the row's ends one by one.
+    #[inline(always)]
+    pub(super) fn fill<S: Simd>(
         &mut self,
+        s: S,
         x: &[f32],
         [in_h, in_w]: [usize; 2],
         [pad_top, pad_left]: [usize; 2],
         top: usize,
         rows: usize,
     ) {
-        let stride = self.stride;
+        let (stride, len, l) = (self.stride, self.len.min(self.stride), S::LANES);
+        // Value k of every phase is inside the row for k in kv..kv_end (input columns
+        // 4 k - pad_left ..= 4 k + 3 - pad_left); vectors cover kv..kv + runs * LANES.
+        let kv = pad_left.div_ceil(4).min(len);
+        let kv_end = ((in_w + pad_left) / 4).clamp(kv, len);
+        let runs = (kv_end - kv) / l;
+        let ends = (0..kv).chain(kv + runs * l..len);
         for (r, band_row) in self.data[..rows * 4 * stride]
             .chunks_exact_mut(4 * stride)
             .enumerate()
         {
             let iy = (top + r).checked_sub(pad_top).filter(|&iy| iy < in_h);
             let Some(iy) = iy else {
-                band_row.fill(0.0);
+                for phase in band_row.chunks_exact_mut(stride) {
+                    phase[..len].fill(0.0);
+                }
                 continue;
             };
             let src = &x[iy * in_w..(iy + 1) * in_w];
-            for (p, phase) in band_row.chunks_exact_mut(stride).enumerate() {
-                // Phase p's value k is column 4 k + p - pad_left: inside the row for
-                // k in k_lo..k_hi.
-                let k_lo = pad_left.saturating_sub(p).div_ceil(4);
-                let k_hi = (in_w + pad_left).saturating_sub(p).div_ceil(4).min(stride);
-                let k_lo = k_lo.min(k_hi);
-                phase[..k_lo].fill(0.0);
-                phase[k_hi..].fill(0.0);
-                let first = (4 * k_lo + p).saturating_sub(pad_left);
-                for (v, &x) in phase[k_lo..k_hi]
-                    .iter_mut()
-                    .zip(src[first.min(in_w)..].iter().step_by(4))
-                {
-                    *v = x;
+            for k in ends.clone() {
+                for p in 0..4 {
+                    let col = (4 * k + p).checked_sub(pad_left).filter(|&c| c < in_w);
+                    band_row[p * stride + k] = col.map_or(0.0, |c| src[c]);
+                }
+            }
+            for run in 0..runs {
+                let k = kv + run * l;
+                let phases = s.load_deinterleaved4(&src[4 * k - pad_left..]);
+                for (p, v) in phases.into_iter().enumerate() {
+                    s.store(v, &mut band_row[p * stride + k..][..l]);
                 }
             }
         }
