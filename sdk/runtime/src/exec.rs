@@ -220,6 +220,8 @@ pub enum Step {
     },
     /// Global average pooling.
     GlobalAvgPool {
+        /// The kernel.
+        f: kernels::GlobalPoolFn,
         /// Plane size.
         hw: usize,
         /// Input range.
@@ -431,6 +433,7 @@ pub fn lower(
             Step::Pool { f, geom, x, y }
         }
         Op::GlobalAveragePool => Step::GlobalAvgPool {
+            f: table.global_avg_pool,
             hw: plane(xs),
             x,
             y,
@@ -676,9 +679,9 @@ impl Step {
                     None => f(geom, src.get(x), out),
                 }
             }
-            Step::GlobalAvgPool { hw, x, y } => {
+            Step::GlobalAvgPool { f, hw, x, y } => {
                 let (src, out) = split(arena, y);
-                kernels::global_avg_pool(*hw, src.get(x), out);
+                f(*hw, src.get(x), out);
             }
             Step::Softmax { cols, x, y } => {
                 let (src, out) = split(arena, y);

@@ -3,7 +3,7 @@
 
 /// Lanes of the partial sums in [`global_avg_pool`]: wide enough to vectorise on every
 /// target, fixed so the summation order (and so the result) never depends on the build.
-const SUM_LANES: usize = 8;
+pub(super) const SUM_LANES: usize = 8;
 
 /// Channel shuffle of `[C, hw]` data, as ONNX `Reshape(1, g, C/g, H, W) ->
 /// Transpose(0, 2, 1, 3, 4) -> Reshape`: output channel `j * groups + i` is input channel
@@ -35,8 +35,10 @@ pub fn channel_shuffle(groups: usize, hw: usize, x: &[f32], y: &mut [f32]) {
 ///
 /// Sums in f32 in a fixed order: 8 interleaved partial sums (element `p` goes to lane
 /// `p % 8` for the first `hw - hw % 8` elements), added lane 0 to 7, then the remaining
-/// elements in order. The result is identical across runs and builds, and the loop
-/// vectorises, which a single running sum cannot (f32 addition is not reassociated).
+/// elements in order. The result is identical across runs, builds and ISAs (the SIMD
+/// tables' [`global_avg_pool_simd`](super::pool::global_avg_pool_simd) keeps the order),
+/// and the partial sums can be vectors, which a single running sum cannot (f32 addition is
+/// not reassociated).
 pub fn global_avg_pool(hw: usize, x: &[f32], y: &mut [f32]) {
     debug_assert_eq!(x.len(), y.len() * hw, "global_avg_pool: x is not [C, hw]");
     if hw == 0 {

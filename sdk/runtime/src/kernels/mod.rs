@@ -123,6 +123,9 @@ pub type GemmFn = fn(&[f32], &[f32], &Epilogue, &mut [f32]);
 /// A pooling: `(geometry, x, y)`.
 pub type PoolFn = fn(&PoolGeom, &[f32], &mut [f32]);
 
+/// A global average pooling: `(hw, x, y)`, `x` is `[C, hw]` with `C = y.len()`.
+pub type GlobalPoolFn = fn(usize, &[f32], &mut [f32]);
+
 /// The instruction set a session's kernels are chosen for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
@@ -200,6 +203,8 @@ pub struct KernelTable {
     pub max_pool: PoolFn,
     /// Average pooling.
     pub avg_pool: PoolFn,
+    /// Global average pooling (bit-identical in every table).
+    pub global_avg_pool: GlobalPoolFn,
     /// Convolution on a sparse weight (any but depthwise; see [`sparse`]).
     pub sparse_conv: sparse::SparseConvFn,
     /// Matrix-vector product on a sparse weight (Gemm, one-pixel pointwise convolution).
@@ -232,6 +237,7 @@ impl KernelTable {
             gemm: gemm::gemm,
             max_pool: pool::max_pool,
             avg_pool: pool::avg_pool,
+            global_avg_pool: layout_ops::global_avg_pool,
             sparse_conv: sparse::sparse_conv,
             sparse_gemv: sparse::sparse_gemv,
             winograd: None,
@@ -244,6 +250,7 @@ impl KernelTable {
                 depthwise: dwconv::depthwise_simd::<simd::Avx2>,
                 conv: conv::conv_simd::<simd::Avx2>,
                 max_pool: pool::max_pool_simd::<simd::Avx2>,
+                global_avg_pool: pool::global_avg_pool_simd::<simd::Avx2>,
                 conv1x1: conv1x1::conv1x1_simd::<simd::Avx2>,
                 group_conv1x1: conv1x1::group_conv1x1_simd::<simd::Avx2>,
                 gemm: gemm::gemm_simd::<simd::Avx2>,
@@ -257,6 +264,8 @@ impl KernelTable {
                 conv: conv::conv_simd::<simd::Avx512>,
                 // Memory-bound: 8-lane rows measured 1.2-1.4x faster than 16-lane ones.
                 max_pool: pool::max_pool_simd::<simd::Avx2>,
+                // 8 partial sums: one AVX2 vector (the portable kernel's order).
+                global_avg_pool: pool::global_avg_pool_simd::<simd::Avx2>,
                 conv1x1: conv1x1::conv1x1_simd::<simd::Avx512>,
                 group_conv1x1: conv1x1::group_conv1x1_simd::<simd::Avx512>,
                 // A panel is 8 wide: this runs the AVX2 matrix-vector product.
@@ -270,6 +279,7 @@ impl KernelTable {
                 depthwise: dwconv::depthwise_simd::<simd::Neon>,
                 conv: conv::conv_simd::<simd::Neon>,
                 max_pool: pool::max_pool_simd::<simd::Neon>,
+                global_avg_pool: pool::global_avg_pool_simd::<simd::Neon>,
                 conv1x1: conv1x1::conv1x1_simd::<simd::Neon>,
                 group_conv1x1: conv1x1::group_conv1x1_simd::<simd::Neon>,
                 gemm: gemm::gemm_simd::<simd::Neon>,

@@ -11,8 +11,10 @@
 
 use super::PoolGeom;
 
+mod global_avg;
 mod max3x3s2;
 mod max_simd;
+pub use global_avg::global_avg_pool_simd;
 pub use max_simd::max_pool_simd;
 use std::ops::Range;
 
