@@ -20,10 +20,9 @@
 
 use std::array::from_fn;
 
-use super::BUF;
-use crate::kernels::conv::epilogue::activate;
+use super::{BUF, FusedKernel, TileActivation, fused};
 use crate::kernels::conv::rows::{Span, fill_all, phases};
-use crate::kernels::simd::{MAX_LANES, Simd, SimdKernel, VecActivation};
+use crate::kernels::simd::{MAX_LANES, Simd, SimdKernel};
 use crate::kernels::{ConvGeom, Epilogue};
 
 /// Output columns per strip: wider rows are done in strips so that a block of rows fits
@@ -59,6 +58,13 @@ impl<const K: usize, const ST: usize> SimdKernel for DepthwiseKxK<'_, K, ST> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
+        fused(s, self.epi.activation, self)
+    }
+}
+
+impl<const K: usize, const ST: usize> FusedKernel for DepthwiseKxK<'_, K, ST> {
+    #[inline(always)]
+    fn run_fused<S: Simd, A: TileActivation<S>>(self, s: S, act: A) {
         // Bands of RH = 2 output rows read a window of W = K + ST input rows. Tile width NV
         // (vectors): the K * K weights, RH * NV accumulators and NV loaded vectors fit the
         // register file (32: NV 4 for 3x3, 2 for 5x5; 16: NV 2, 5x5 weights spill).
@@ -69,15 +75,15 @@ impl<const K: usize, const ST: usize> SimdKernel for DepthwiseKxK<'_, K, ST> {
         let narrow = self.g.out_w <= S::LANES;
         let neon = S::LANES == 4 && S::REGISTERS >= 32;
         match (K, ST, S::REGISTERS >= 32) {
-            (3, 1, _) if narrow => self.planes::<S, 4, 6, 1>(s),
-            (3, 1, true) if neon => self.planes::<S, 4, 6, 2>(s),
-            (3, 2, true) if neon => self.planes::<S, 4, 9, 2>(s),
-            (3, 1, true) => self.planes::<S, 2, 4, 4>(s),
-            (3, 2, true) => self.planes::<S, 2, 5, 4>(s),
-            (3, 1, false) => self.planes::<S, 2, 4, 2>(s),
-            (3, 2, false) => self.planes::<S, 2, 5, 2>(s),
-            (5, 1, _) => self.planes::<S, 2, 6, 2>(s),
-            (5, 2, _) => self.planes::<S, 2, 7, 2>(s),
+            (3, 1, _) if narrow => self.planes::<S, A, 4, 6, 1>(s, act),
+            (3, 1, true) if neon => self.planes::<S, A, 4, 6, 2>(s, act),
+            (3, 2, true) if neon => self.planes::<S, A, 4, 9, 2>(s, act),
+            (3, 1, true) => self.planes::<S, A, 2, 4, 4>(s, act),
+            (3, 2, true) => self.planes::<S, A, 2, 5, 4>(s, act),
+            (3, 1, false) => self.planes::<S, A, 2, 4, 2>(s, act),
+            (3, 2, false) => self.planes::<S, A, 2, 5, 2>(s, act),
+            (5, 1, _) => self.planes::<S, A, 2, 6, 2>(s, act),
+            (5, 2, _) => self.planes::<S, A, 2, 7, 2>(s, act),
             _ => unreachable!("depthwise {K}x{K} stride {ST} has no fast path"),
         }
     }
@@ -87,11 +93,14 @@ impl<const K: usize, const ST: usize> DepthwiseKxK<'_, K, ST> {
     /// Every plane, in blocks of rows, bands of `RH` output rows reading windows of `W`
     /// input rows.
     #[inline(always)]
-    fn planes<S: Simd, const RH: usize, const W: usize, const NV: usize>(self, s: S) {
+    fn planes<S: Simd, A: TileActivation<S>, const RH: usize, const W: usize, const NV: usize>(
+        self,
+        s: S,
+        act: A,
+    ) {
         debug_assert_eq!(W, K + (RH - 1) * ST, "depthwise: window rows");
         let DepthwiseKxK { g, x, w, epi, y } = self;
         let (in_hw, out_hw, ow) = (g.in_h * g.in_w, g.out_h * g.out_w, g.out_w);
-        let act = VecActivation::new(s, epi.activation);
         let pw = phase_width(STRIP.min(ow), K, S::LANES);
         let slot = ST * pw;
         // Output rows per block: a multiple of RH (at least one band) whose input rows fit
@@ -133,11 +142,11 @@ impl<const K: usize, const ST: usize> DepthwiseKxK<'_, K, ST> {
                     // The weights after the copy (live across it, they were reloaded from
                     // the stack for every row).
                     let wk: &[[f32; K]; K] = wc.as_chunks::<K>().0.try_into().expect("K rows");
-                    let k = Taps::<S, K, ST> {
+                    let k = Taps::<S, A, K, ST> {
                         w: *wk,
                         wv: wk.map(|row| row.map(|v| s.splat(v))),
                         bias: s.splat(epi.bias.map_or(0.0, |b| b[c])),
-                        act: &act,
+                        act,
                         pw,
                     };
                     k.block::<W, RH, NV>(s, &buf, slot, oy0..oy1, &mut yc[..], (ow, &cols));
@@ -148,7 +157,7 @@ impl<const K: usize, const ST: usize> DepthwiseKxK<'_, K, ST> {
 }
 
 /// One channel's weights, bias and activation, and the row slots' phase width.
-struct Taps<'a, S: Simd, const K: usize, const ST: usize> {
+struct Taps<S: Simd, A, const K: usize, const ST: usize> {
     /// The weights by value, and splatted once per channel. 3x3 taps use the splatted ones
     /// (kept in registers: 5 % fewer NEON instructions, up to 25 % faster on x86); 5x5
     /// ones splat per use (25 vectors do not fit the registers: the splatted ones spilled,
@@ -156,11 +165,11 @@ struct Taps<'a, S: Simd, const K: usize, const ST: usize> {
     w: [[f32; K]; K],
     wv: [[S::V; K]; K],
     bias: S::V,
-    act: &'a VecActivation<S>,
+    act: A,
     pw: usize,
 }
 
-impl<S: Simd, const K: usize, const ST: usize> Taps<'_, S, K, ST> {
+impl<S: Simd, A: TileActivation<S>, const K: usize, const ST: usize> Taps<S, A, K, ST> {
     /// Output rows `oys` (strip columns `cols` of rows of `ow`) of the plane `yc` from the
     /// block's padded rows in `buf` (slots of `slot` values, slot 0 the input row of output
     /// row `oys.start`): bands of `RH` rows, a last partial band of a block of at least
@@ -288,7 +297,7 @@ impl<S: Simd, const K: usize, const ST: usize> Taps<'_, S, K, ST> {
                 self.window_row::<W, RH, NV>(s, rows, ox, wr, &mut acc);
             }
         }
-        activate(s, self.act, acc.as_flattened_mut());
+        self.act.apply(s, acc.as_flattened_mut());
         acc
     }
 

@@ -3,13 +3,14 @@
 //!
 //! [`depthwise_simd`] dispatches by shape: small planes (on ISAs of 8 or more lanes,
 //! 7-column outputs, and 5x5 kernels on planes of up to 512 padded pixels; on NEON, 7- to
-//! 16-column outputs of 3x3 stride 1 and 5x5) run `packed.rs`,
+//! 16-column outputs of 5x5 and 7-column ones of 3x3 stride 1) run `packed.rs`,
 //! vectorised across channels instead of along rows (AVX-512, 7x7x576 5x5: 80 -> 33 µs;
 //! 7x7x960 3x3: 40 -> 32 µs; 14x14x288 5x5 stride 2: 49 -> 21 µs; 14x14x672 5x5: 134 ->
 //! 122 µs; MobileNetV3-Small 1.13 -> 0.98 ms; 3x3 on 14x14 planes stays on the row kernels,
 //! 1.2-1.7x faster there); 3x3 stride 2 with one column of left padding on
-//! rows of even width (MobileNet's down-sampling layers) runs `3x3s2.rs`, which reads the
-//! input rows in place; 3x3 and 5x5 kernels with stride 1 or 2 and dilation 1, any
+//! rows of even width (MobileNet's down-sampling layers) runs `3x3s2.rs`, and on NEON 3x3
+//! stride 1 with one column of padding on each side `3x3s1.rs`, which read the input rows
+//! in place; 3x3 and 5x5 kernels with stride 1 or 2 and dilation 1, any
 //! (asymmetric) padding, run the row-vectorised kernel of `kxk.rs`, written once generic
 //! over [`Simd`] and over the kernel size and stride; every other shape (other sizes,
 //! dilations, mixed strides) runs the portable [`conv::depthwise`].
@@ -44,6 +45,14 @@
 //!   `ldur` pairs, not one multi-register `ld1`.
 //! - Blocks of rows whose padded copies fit 16 KiB, so they are still in L1 when the taps
 //!   read them (the whole 64 KiB buffer: MobileNetV2's 112->56 stride-2 layer 20 % slower).
+//! - The activation matched once per call (`fused`), not per tile: MobileNetV2's
+//!   depthwise layers (bench/insn_ops.py, NEON, all Clip) 20.66 -> 20.04 M instructions, at
+//!   +190 KB of aarch64 code (each kernel instantiated for None, Relu, Clip and the rest).
+//! - NEON streams 3x3 columns down the plane in place (`3x3s1.rs`, `3x3s2.rs`): each input
+//!   row loaded once per column tile, the output rows reading it carried in registers
+//!   (stride 1: 3 rows, stride 2: 2). MobileNetV2's depthwise layers 20.04 -> 16.47 M
+//!   instructions (stride 1 at 112x112 2.70 -> 2.15 M, 56x56 3.30 -> 2.48 M, both off the
+//!   copying kernel; 14x14 0.70 -> 0.55 M, off `packed.rs`).
 //! - Computing small planes over the flattened plane (vectors across row ends, to fill
 //!   16-lane vectors on 7-column rows) was tried and measured slower everywhere but 7x7 on
 //!   NEON (-10 %); instead AVX-512 hands rows of at most 8 columns to AVX2
@@ -63,8 +72,10 @@ use in_place_3x3s2::InPlace3x3S2;
 use kxk::DepthwiseKxK;
 use packed::Packed;
 
+use prunus_format::Activation;
+
 use crate::kernels::conv;
-use crate::kernels::simd::Simd;
+use crate::kernels::simd::{Simd, VecActivation};
 use crate::kernels::{ConvGeom, Epilogue};
 
 /// Stack buffer of the kernel, in values (64 KiB): a block of padded input rows.
@@ -118,6 +129,89 @@ pub fn depthwise_simd2<Wide: Simd, Narrow: Simd>(
         depthwise_simd::<Narrow>(g, x, w, epi, y)
     } else {
         depthwise_simd::<Wide>(g, x, w, epi, y)
+    }
+}
+
+/// The fused activation of the kernels' register tiles, a type per kind: [`fused`] matches
+/// the [`Activation`] once per call and runs the kernel instantiated for it, so a tile
+/// applies it with no dispatch (the per-tile `match` cost NEON 7 to 10 instructions per
+/// tile, with Clip's bounds reloaded from the stack).
+pub(super) trait TileActivation<S: Simd>: Copy {
+    /// The activation of every vector of `vs`, in place.
+    fn apply(&self, s: S, vs: &mut [S::V]);
+}
+
+/// No activation.
+#[derive(Clone, Copy)]
+struct Linear;
+
+/// `max(v, 0)`.
+#[derive(Clone, Copy)]
+struct Relu;
+
+/// `min(max(v, lo), hi)`.
+#[derive(Clone, Copy)]
+struct Clip<V> {
+    lo: V,
+    hi: V,
+}
+
+/// Every other kind, matched per tile.
+#[derive(Clone, Copy)]
+struct Other<S: Simd>(VecActivation<S>);
+
+impl<S: Simd> TileActivation<S> for Linear {
+    #[inline(always)]
+    fn apply(&self, _: S, _: &mut [S::V]) {}
+}
+
+impl<S: Simd> TileActivation<S> for Relu {
+    #[inline(always)]
+    fn apply(&self, s: S, vs: &mut [S::V]) {
+        let zero = s.zero();
+        for v in vs {
+            *v = s.max(*v, zero);
+        }
+    }
+}
+
+impl<S: Simd> TileActivation<S> for Clip<S::V> {
+    #[inline(always)]
+    fn apply(&self, s: S, vs: &mut [S::V]) {
+        for v in vs {
+            *v = s.min(s.max(*v, self.lo), self.hi);
+        }
+    }
+}
+
+impl<S: Simd> TileActivation<S> for Other<S> {
+    #[inline(always)]
+    fn apply(&self, s: S, vs: &mut [S::V]) {
+        self.0.apply_all(s, vs)
+    }
+}
+
+/// A kernel body generic over its tiles' activation.
+pub(super) trait FusedKernel {
+    /// The body, with the ISA token and the activation.
+    fn run_fused<S: Simd, A: TileActivation<S>>(self, s: S, act: A);
+}
+
+/// Runs `k` instantiated for the kind of `act` (None, Relu and Clip, MobileNets' and
+/// ShuffleNet's, on their own; every other kind in one instance).
+#[inline(always)]
+pub(super) fn fused<S: Simd, K: FusedKernel>(s: S, act: Activation, k: K) {
+    match act {
+        Activation::None => k.run_fused(s, Linear),
+        Activation::Relu => k.run_fused(s, Relu),
+        Activation::Clip { min, max } => k.run_fused(
+            s,
+            Clip {
+                lo: s.splat(min),
+                hi: s.splat(max),
+            },
+        ),
+        other => k.run_fused(s, Other(VecActivation::new(s, other))),
     }
 }
 

@@ -13,13 +13,14 @@
 //!
 //! NEON (4 lanes) computes in row tiles instead ([`RowTiles`]: each input vector loaded
 //! once per kernel row and used by every pixel of the tile that reads it) and transposes
-//! whole groups with unchecked full vectors; it runs 3x3 stride 1 and 5x5 on 14- and
-//! 7-column planes. Instructions (cortex-a72) against the row kernels: MobileNetV2's
+//! whole groups with unchecked full vectors; it runs 5x5 on 14- and 7-column planes and 3x3
+//! stride 1 on 7-column ones (on 14 columns `3x3s1.rs`'s streamed rows beat it). Instructions (cortex-a72) against the row kernels: MobileNetV2's
 //! 14x14x384 3x3 0.77 -> 0.72 M, 7x7x960 3x3 0.77 -> 0.57 M; MobileNetV3's 14x14x672 5x5
 //! stride 2 1.72 -> 0.89 M, 7x7x960 5x5 1.68 -> 0.87 M. A first version with the x86 tiles
 //! and the generic (16-vector, stack) transposes cost 2-3x more than the row kernels.
 
-use crate::kernels::simd::{MAX_LANES, Simd, SimdKernel, VecActivation};
+use super::{FusedKernel, TileActivation, fused};
+use crate::kernels::simd::{MAX_LANES, Simd, SimdKernel};
 use crate::kernels::{ConvGeom, Epilogue};
 
 /// Most padded input pixels per plane (the stack buffer: 32 KiB at 16 lanes).
@@ -61,11 +62,14 @@ impl Packed<'_> {
         let [sh, sw] = g.stride;
         let (ph, pw) = padded(g);
         let shape = if S::LANES == 4 {
-            // NEON: row tiles (see `RowTiles`) of 3x3 stride 1 and 5x5 strides 1 and 2
-            // (3x3 stride 2 on 14x14: 9 % more instructions than the in-place kernel).
+            // NEON: row tiles (see `RowTiles`) of 5x5 strides 1 and 2, and of 3x3 stride 1
+            // on rows narrower than 2 vectors (3x3 stride 2 on 14x14: 9 % more instructions
+            // than the in-place kernel; 3x3 stride 1 on 14x14, MobileNetV2's c384: 0.70 M
+            // here, 0.55 M in place, streamed; 7x7 c960: 0.56 M here, 0.61 M in place).
+            let narrow3x3 = (kh, sh) == (3, 1) && g.out_w < 2 * S::LANES;
             g.kernel[0] == g.kernel[1]
                 && sh == sw
-                && matches!((kh, sh), (3, 1) | (5, 1) | (5, 2))
+                && (matches!((kh, sh), (5, 1) | (5, 2)) || narrow3x3)
                 && (ROW_J..=MAX_NEON_OUT_W).contains(&g.out_w)
                 && g.in_w >= S::LANES
         } else {
@@ -94,6 +98,13 @@ impl SimdKernel for Packed<'_> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
+        fused(s, self.epi.activation, self)
+    }
+}
+
+impl FusedKernel for Packed<'_> {
+    #[inline(always)]
+    fn run_fused<S: Simd, A: TileActivation<S>>(self, s: S, act: A) {
         let Packed { g, x, w, epi, y } = self;
         let l = S::LANES;
         let [kh, kw] = g.kernel;
@@ -101,7 +112,6 @@ impl SimdKernel for Packed<'_> {
         let [pt, pl, ..] = g.pads;
         let (ph, pw) = padded(g);
         let (ihw, ohw, taps) = (g.in_h * g.in_w, g.out_h * g.out_w, kh * kw);
-        let act = VecActivation::new(s, epi.activation);
         // Lanes past the last channel read zero inputs and the previous group's weights:
         // computed, never stored. The padding border is zeroed once and never written.
         let mut padded_in = [0.0f32; MAX_PADDED * MAX_LANES];
@@ -143,7 +153,7 @@ impl SimdKernel for Packed<'_> {
                     src,
                     wt: &wt,
                     bias,
-                    act: &act,
+                    act,
                     pw,
                 };
                 match (kh, sh) {
@@ -171,7 +181,7 @@ impl SimdKernel for Packed<'_> {
                             *a = s.fma(*a, wv, xv);
                         }
                     }
-                    act.apply_all(s, &mut acc);
+                    act.apply(s, &mut acc);
                     for (j, &a) in acc.iter().enumerate() {
                         s.store(a, &mut out[(p0 + j) * l..]);
                     }
@@ -285,19 +295,19 @@ fn plane_out<S: Simd, const N: usize>(s: S, out: &[f32], ohw: usize, yg: &mut [f
 /// input vector used by each of the tile's pixels that reads it. The flattened-plane tiles
 /// of the x86-64 path load each input vector once per tap and pixel: 17 instructions per 8
 /// FMAs on NEON, whose loads do not fold into the FMA.
-struct RowTiles<'a, S: Simd> {
+struct RowTiles<'a, S: Simd, A> {
     g: &'a ConvGeom,
     /// The padded, pixel-major input plane.
     src: &'a [f32],
     /// Weights, `[tap][lane]`.
     wt: &'a [f32],
     bias: S::V,
-    act: &'a VecActivation<S>,
+    act: A,
     /// Padded row width, in pixels.
     pw: usize,
 }
 
-impl<S: Simd> RowTiles<'_, S> {
+impl<S: Simd, A: TileActivation<S>> RowTiles<'_, S, A> {
     /// The group's output pixels into `out` (`[pixel][lane]`).
     #[inline(always)]
     fn plane<const K: usize, const ST: usize, const IN: usize>(&self, s: S, out: &mut [f32]) {
@@ -332,7 +342,7 @@ impl<S: Simd> RowTiles<'_, S> {
                         }
                     }
                 }
-                self.act.apply_all(s, &mut acc);
+                self.act.apply(s, &mut acc);
                 let o = &mut out[(oi * g.out_w + oj0) * l..][..ROW_J * l];
                 for (j, &a) in acc.iter().enumerate() {
                     s.store(a, &mut o[j * l..]);
